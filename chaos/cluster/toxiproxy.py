@@ -1,0 +1,129 @@
+"""A thin async client for Toxiproxy's documented HTTP API.
+
+Why our own: ``toxiproxy-python`` is synchronous (it would block the event
+loop that is timing the target's streams) and keeps its server address in
+class-level globals (two clusters in one session would share it).  The API is
+small and stable, so a few ``httpx`` calls are cheaper than working around it.
+
+Semantics worth knowing (they decide what a fault means):
+
+* ``enabled=false`` on a proxy closes its listener and every open connection:
+  new connections are refused at once (reset-cut).
+* ``timeout`` toxic with ``timeout=0`` holds data forever and never closes
+  (black hole); removing it lets later data flow again, but data that arrived
+  while it was in force is dropped.  ``timeout>0`` closes the connection after
+  that many ms.
+* ``reset_peer`` closes with RST after ``timeout`` ms.
+* ``POST /reset`` re-enables every proxy and removes every toxic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+Stream = Literal["upstream", "downstream"]
+
+
+class ToxiproxyError(RuntimeError):
+    """Toxiproxy answered with an error status; the message carries its body."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    toxics: tuple[dict[str, Any], ...] = ()
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Proxy:
+        return Proxy(
+            name=str(data["name"]),
+            listen=str(data["listen"]),
+            upstream=str(data["upstream"]),
+            enabled=bool(data.get("enabled", True)),
+            toxics=tuple(data.get("toxics") or ()),
+        )
+
+
+class ToxiproxyClient:
+    """One client per Toxiproxy server; ``base_url`` is its published API address."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ToxiproxyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, method: str, path: str, json: Any = None) -> Any:
+        resp = await self._http.request(method, path, json=json)
+        if resp.status_code >= 400:
+            raise ToxiproxyError(f"{method} {path} -> {resp.status_code}: {resp.text.strip()}")
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    async def version(self) -> str:
+        resp = await self._http.get("/version")
+        resp.raise_for_status()
+        return resp.text.strip().strip('"')
+
+    async def create_proxy(
+        self, name: str, listen: str, upstream: str, *, enabled: bool = True
+    ) -> Proxy:
+        body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        return Proxy.from_json(await self._call("POST", "/proxies", body))
+
+    async def proxies(self) -> dict[str, Proxy]:
+        data = await self._call("GET", "/proxies")
+        return {name: Proxy.from_json(p) for name, p in (data or {}).items()}
+
+    async def get_proxy(self, name: str) -> Proxy:
+        return Proxy.from_json(await self._call("GET", f"/proxies/{name}"))
+
+    async def set_enabled(self, name: str, enabled: bool) -> Proxy:
+        return Proxy.from_json(await self._call("POST", f"/proxies/{name}", {"enabled": enabled}))
+
+    async def delete_proxy(self, name: str) -> None:
+        await self._call("DELETE", f"/proxies/{name}")
+
+    async def add_toxic(
+        self,
+        proxy: str,
+        *,
+        name: str,
+        type: str,
+        stream: Stream = "downstream",
+        toxicity: float = 1.0,
+        attributes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "type": type,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": attributes or {},
+        }
+        result: dict[str, Any] = await self._call("POST", f"/proxies/{proxy}/toxics", body)
+        return result
+
+    async def toxics(self, proxy: str) -> list[dict[str, Any]]:
+        return list(await self._call("GET", f"/proxies/{proxy}/toxics") or [])
+
+    async def remove_toxic(self, proxy: str, name: str) -> None:
+        await self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+
+    async def reset(self) -> None:
+        """Enable every proxy and remove every toxic (used between tests)."""
+        await self._call("POST", "/reset")

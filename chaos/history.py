@@ -1,0 +1,351 @@
+"""The append-only record of a chaos scenario.
+
+Borrowed from Jepsen: every operation is recorded twice, once when it is
+invoked and once when its outcome is known, so a checker can tell "the client
+never heard back" (``info``) from "the system said no" (``fail``).  Fault
+windows, database snapshots and event-loop lag samples go into the same
+stream, so one JSONL file is enough to re-check a scenario offline.
+
+Every record carries two clocks: ``mono`` (``time.monotonic``, for durations
+and ordering) and ``wall`` (``time.time``, to line up with database
+timestamps and container logs).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO, cast, get_args
+
+RecordType = Literal["invoke", "ok", "fail", "info", "fault", "snapshot", "lag", "note"]
+Outcome = Literal["ok", "fail", "info"]
+FaultPhase = Literal["inject", "effect", "heal", "healed", "heal_failed", "effect_failed"]
+
+RECORD_TYPES: frozenset[str] = frozenset(get_args(RecordType))
+OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+
+JSONDict = dict[str, Any]
+
+
+class HistoryError(ValueError):
+    """A history that breaks its own rules (bad JSONL, a completion with no invoke)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of the history.
+
+    ``ref`` links a completion (``ok``/``fail``/``info``) to the index of its
+    ``invoke``; for fault records it links every phase to the ``inject`` record.
+    """
+
+    index: int
+    type: RecordType
+    mono: float
+    wall: float
+    op: str
+    process: str = ""
+    key: str | None = None
+    ref: int | None = None
+    data: JSONDict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
+
+    @staticmethod
+    def from_json(line: str) -> Record:
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise HistoryError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+        if not isinstance(raw, dict):
+            raise HistoryError("a history line must be a JSON object")
+        if raw.get("type") not in RECORD_TYPES:
+            raise HistoryError(f"unknown record type {raw.get('type')!r}")
+        try:
+            return Record(
+                index=int(raw["index"]),
+                type=cast(RecordType, raw["type"]),
+                mono=float(raw["mono"]),
+                wall=float(raw["wall"]),
+                op=str(raw["op"]),
+                process=str(raw.get("process", "")),
+                key=None if raw.get("key") is None else str(raw["key"]),
+                ref=None if raw.get("ref") is None else int(raw["ref"]),
+                data=dict(raw.get("data") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HistoryError(f"malformed record: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An invoke paired with its completion (``None`` while still open)."""
+
+    invoke: Record
+    completion: Record | None
+
+    @property
+    def op(self) -> str:
+        return self.invoke.op
+
+    @property
+    def key(self) -> str | None:
+        return self.invoke.key
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return None if self.completion is None else cast(Outcome, self.completion.type)
+
+    @property
+    def start(self) -> float:
+        return self.invoke.mono
+
+    @property
+    def end(self) -> float | None:
+        return None if self.completion is None else self.completion.mono
+
+    @property
+    def result(self) -> JSONDict:
+        return {} if self.completion is None else self.completion.data
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """When a fault was in force, as proven by its effect and heal probes.
+
+    ``start``/``end`` are monotonic seconds: from the moment injection began
+    to the moment the heal was proven (``None`` if the heal never was).
+    """
+
+    name: str
+    target: str
+    start: float
+    end: float | None
+    start_wall: float
+    end_wall: float | None
+    effect_proven: bool
+    heal_proven: bool
+    data: JSONDict = field(default_factory=dict)
+
+    def contains(self, mono: float, margin: float = 0.0) -> bool:
+        end = float("inf") if self.end is None else self.end
+        return self.start - margin <= mono <= end + margin
+
+    def describe(self) -> str:
+        end = "never healed" if self.end is None else f"+{self.end - self.start:.1f}s"
+        return f"{self.name}@{self.target} [{self.start:.1f} .. {end}]"
+
+
+class History:
+    """Thread-safe, append-only list of records with JSONL in and out.
+
+    ``clock`` and ``wall_clock`` are injectable so that unit tests can build
+    histories with exact times.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.meta: JSONDict = dict(meta or {})
+        self._clock = clock
+        self._wall = wall_clock
+        self._records: list[Record] = []
+        self._lock = threading.Lock()
+        self._sink: TextIO | None = None
+
+    # -- writing ---------------------------------------------------------
+    def _append(
+        self,
+        type_: RecordType,
+        op: str,
+        *,
+        process: str = "",
+        key: str | None = None,
+        ref: int | None = None,
+        data: Mapping[str, Any] | None = None,
+        mono: float | None = None,
+        wall: float | None = None,
+    ) -> Record:
+        with self._lock:
+            rec = Record(
+                index=len(self._records),
+                type=type_,
+                mono=self._clock() if mono is None else mono,
+                wall=self._wall() if wall is None else wall,
+                op=op,
+                process=process,
+                key=key,
+                ref=ref,
+                data=dict(data or {}),
+            )
+            self._records.append(rec)
+            if self._sink is not None:
+                self._sink.write(rec.to_json() + "\n")
+                self._sink.flush()
+            return rec
+
+    def invoke(self, op: str, process: str, key: str | None = None, **data: Any) -> Record:
+        return self._append("invoke", op, process=process, key=key, data=data)
+
+    def complete(self, invoke: Record, outcome: Outcome, **data: Any) -> Record:
+        if invoke.type != "invoke":
+            raise HistoryError(f"record {invoke.index} is a {invoke.type}, not an invoke")
+        if outcome not in OUTCOMES:
+            raise HistoryError(f"unknown outcome {outcome!r}")
+        return self._append(
+            outcome, invoke.op, process=invoke.process, key=invoke.key, ref=invoke.index, data=data
+        )
+
+    def fault(
+        self,
+        phase: FaultPhase,
+        name: str,
+        target: str,
+        inject: Record | None = None,
+        **data: Any,
+    ) -> Record:
+        """Record a fault phase; every phase after ``inject`` refers to it."""
+        if phase != "inject" and inject is None:
+            raise HistoryError(f"fault phase {phase!r} needs the inject record")
+        return self._append(
+            "fault",
+            name,
+            process="nemesis",
+            key=target,
+            ref=None if inject is None else inject.index,
+            data={"phase": phase, **data},
+        )
+
+    def snapshot(self, name: str, rows: Iterable[Mapping[str, Any]], **data: Any) -> Record:
+        return self._append("snapshot", name, data={"rows": [dict(r) for r in rows], **data})
+
+    def lag(self, seconds: float) -> Record:
+        return self._append("lag", "loop_lag", data={"lag_s": seconds})
+
+    def note(self, op: str, **data: Any) -> Record:
+        return self._append("note", op, data=data)
+
+    def stream_to(self, sink: TextIO | None) -> None:
+        """Mirror every new record to ``sink`` so a killed run still leaves its history."""
+        with self._lock:
+            self._sink = sink
+
+    # -- reading ---------------------------------------------------------
+    @property
+    def records(self) -> tuple[Record, ...]:
+        with self._lock:
+            return tuple(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def operations(self, op: str | None = None) -> list[Operation]:
+        """Invokes paired with completions, in invoke order."""
+        records = self.records
+        completions: dict[int, Record] = {}
+        for rec in records:
+            if rec.type in OUTCOMES and rec.ref is not None:
+                completions[rec.ref] = rec
+        return [
+            Operation(rec, completions.get(rec.index))
+            for rec in records
+            if rec.type == "invoke" and (op is None or rec.op == op)
+        ]
+
+    def fault_windows(self) -> list[FaultWindow]:
+        by_inject: dict[int, list[Record]] = {}
+        injects: list[Record] = []
+        for rec in self.records:
+            if rec.type != "fault":
+                continue
+            if rec.data.get("phase") == "inject":
+                injects.append(rec)
+                by_inject.setdefault(rec.index, [])
+            elif rec.ref is not None:
+                by_inject.setdefault(rec.ref, []).append(rec)
+        windows = []
+        for inj in injects:
+            phases = {r.data.get("phase"): r for r in by_inject.get(inj.index, [])}
+            healed = phases.get("healed")
+            windows.append(
+                FaultWindow(
+                    name=inj.op,
+                    target=inj.key or "",
+                    start=inj.mono,
+                    end=None if healed is None else healed.mono,
+                    start_wall=inj.wall,
+                    end_wall=None if healed is None else healed.wall,
+                    effect_proven="effect" in phases,
+                    heal_proven=healed is not None,
+                    data={
+                        k: v
+                        for r in [inj, *phases.values()]
+                        for k, v in r.data.items()
+                        if k != "phase"
+                    },
+                )
+            )
+        return windows
+
+    def snapshots(self, name: str | None = None) -> list[Record]:
+        return [r for r in self.records if r.type == "snapshot" and (name is None or r.op == name)]
+
+    def lag_samples(self) -> list[float]:
+        return [float(r.data["lag_s"]) for r in self.records if r.type == "lag"]
+
+    # -- JSONL -----------------------------------------------------------
+    def header(self) -> JSONDict:
+        return {"loomchaos_history": 1, "seed": self.seed, "meta": self.meta}
+
+    def dump(self, fp: TextIO) -> None:
+        fp.write(json.dumps(self.header(), sort_keys=True, default=str) + "\n")
+        for rec in self.records:
+            fp.write(rec.to_json() + "\n")
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fp:
+            self.dump(fp)
+        return path
+
+    @classmethod
+    def load(cls, fp: Iterable[str]) -> History:
+        history: History | None = None
+        for lineno, line in enumerate(fp, start=1):
+            if not line.strip():
+                continue
+            if history is None:
+                head = json.loads(line)
+                if isinstance(head, dict) and "loomchaos_history" in head:
+                    history = cls(seed=int(head.get("seed", 0)), meta=head.get("meta") or {})
+                    continue
+                history = cls()
+            try:
+                rec = Record.from_json(line)
+            except HistoryError as exc:
+                raise HistoryError(f"line {lineno}: {exc}") from exc
+            if rec.index != len(history._records):
+                raise HistoryError(
+                    f"line {lineno}: record index {rec.index}, expected {len(history._records)}"
+                )
+            history._records.append(rec)
+        return history if history is not None else cls()
+
+    @classmethod
+    def read(cls, path: Path) -> History:
+        with path.open(encoding="utf-8") as fp:
+            return cls.load(fp)

@@ -1,0 +1,129 @@
+"""The target-neutral vocabulary that flows from the adapter to the checkers.
+
+The target adapter (``chaos/target/``) is the only code that knows the
+target's SQL and JSON; it turns what it reads into these rows.  Checkers read
+only these rows and the :class:`~chaos.history.History`, so another system
+with runs, owners, quotas and a reaper needs a new adapter and nothing else.
+
+History vocabulary (``op`` names and the data each record carries):
+
+``start_run`` (process = driver worker, key = agent_id)
+    invoke data: ``user_id``, ``agent``, ``via`` ("lb" or a replica id).
+    ok data: ``run_id``, ``replica_id`` (owner, when known), ``stop_reason``,
+    ``events`` (list of ``{"type", "mono"}`` for session/agent/done/error).
+    fail data: ``status`` (HTTP status), ``code`` (e.g. ``per_user_quota_exhausted``),
+    ``error``.  info data: ``error`` (the stream broke; outcome unknown to the client),
+    ``run_id`` if the ``agent`` event had arrived, ``cut`` = True when the suite
+    itself closed the stream on purpose.
+``cancel`` (key = agent_id)
+    invoke data: ``via``, ``reason``.  ok data: the response body
+    (``cancelled``, ``reason``, ``status``) and ``classification`` (a
+    :data:`CANCEL_CLASSES` member).
+``kill`` / ``stop`` / ``pause`` / ... : faults, recorded with
+    :meth:`~chaos.history.History.fault`, target = container or link name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+RunStatus = Literal["running", "completed", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+OP_START_RUN = "start_run"
+OP_CANCEL = "cancel"
+
+CancelClass = Literal[
+    "acknowledged",  # cancelled:true with the caller's reason
+    "already_terminal",  # cancelled:false, the run had ended (a race the contract calls normal)
+    "owner_unreachable",  # cancelled:false, reason owner_replica_unreachable
+    "owner_dead",  # cancelled:true/false, reason owner_dead_marked_failed
+    "running_elsewhere",  # cancelled:false, status running on an owner that no longer holds it
+    "unknown",  # anything else: always a failure
+]
+CANCEL_CLASSES: frozenset[str] = frozenset(
+    {
+        "acknowledged",
+        "already_terminal",
+        "owner_unreachable",
+        "owner_dead",
+        "running_elsewhere",
+        "unknown",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the database holds it; times are wall-clock epoch seconds."""
+
+    run_id: str
+    agent_id: str
+    user_id: str | None
+    replica_id: str | None
+    status: str
+    stop_reason: str | None
+    error: str | None
+    started_at: float | None
+    completed_at: float | None
+    last_heartbeat_at: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True)
+class ReplicaRow:
+    replica_id: str
+    started_at: float | None
+    last_heartbeat_at: float | None
+
+
+@dataclass(frozen=True)
+class QuotaRow:
+    user_id: str
+    active_count: int
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One transition recorded by the suite's own triggers (see the target adapter).
+
+    ``table`` is ``runs``, ``user_quotas`` or ``replicas``; ``old``/``new`` are
+    the row before and after (``None`` for insert/delete); ``at`` is the
+    database clock (epoch seconds), ``seq`` its commit order.
+    """
+
+    seq: int
+    table: str
+    action: Literal["insert", "update", "delete"]
+    key: str
+    old: dict[str, object] | None
+    new: dict[str, object] | None
+    at: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The database's state at one instant (``mono``/``wall`` on the suite's clocks)."""
+
+    mono: float
+    wall: float
+    runs: tuple[RunRow, ...] = ()
+    replicas: tuple[ReplicaRow, ...] = ()
+    quotas: tuple[QuotaRow, ...] = ()
+
+
+# Fault names as recorded in the history (History.fault(phase, name, target, ...)).
+# Replica process faults use the replica id as target.
+FAULT_KILL = "kill"  # SIGKILL: the replica is dead; its runs must be reaped
+FAULT_STOP = "stop"  # SIGTERM: graceful; it deletes its own row
+FAULT_PAUSE = "pause"  # docker pause: frozen, still "alive" for the one-truth check
+FAULT_RESTART = "restart"
+#: Link faults are named "link:<kind>" (e.g. "link:reset_cut") with data
+#: {"link": "pg:r1" | "lb:r1", "replica": "r1"}.
+LINK_FAULT_PREFIX = "link:"
+#: Faults after which the replica process is gone (its runs should be reaped).
+DEATH_FAULTS: frozenset[str] = frozenset({FAULT_KILL, FAULT_STOP})

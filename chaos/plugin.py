@@ -1,0 +1,235 @@
+"""The pytest plugin (registered through the ``pytest11`` entry point).
+
+It gives any repository that installs loomchaos the markers, options and
+fixtures of the suite:
+
+* markers ``chaos`` (real clusters, Docker), ``slow``, ``soak``;
+* one seed per session (``--chaos-seed``, else ``LOOMCHAOS_SEED``, else random)
+  that drives workloads, fault schedules and Hypothesis; printed in the
+  header, on every failure, and recorded in the JUnit XML;
+* a pytest-timeout on every chaos test and a whole-session deadline, so a
+  hang fails with artifacts instead of being killed by CI;
+* an artifact folder per failing test (history, verdicts, logs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.history import History
+from chaos.labels import new_session_id, test_prefix
+from chaos.verdict import InvariantViolation, Verdict, assert_verdicts, verdict_table
+
+DEFAULT_CHAOS_TIMEOUT_S = 600
+DEFAULT_SESSION_DEADLINE_S = 50 * 60
+
+_SEED_KEY = pytest.StashKey[int]()
+_SESSION_KEY = pytest.StashKey[str]()
+_START_KEY = pytest.StashKey[float]()
+_REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+_HISTORY_KEY = pytest.StashKey[History]()
+_VERDICTS_KEY = pytest.StashKey[list[Verdict]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("loomchaos", "chaos and fault injection (loomchaos)")
+    group.addoption(
+        "--chaos-seed",
+        type=int,
+        default=None,
+        help="seed for workloads, faults and Hypothesis (default: $LOOMCHAOS_SEED or random)",
+    )
+    group.addoption(
+        "--chaos-artifacts",
+        default=os.environ.get("LOOMCHAOS_ARTIFACTS", "artifacts"),
+        help="folder for failure artifacts (history, verdicts, container logs)",
+    )
+    group.addoption(
+        "--chaos-test-timeout",
+        type=float,
+        default=DEFAULT_CHAOS_TIMEOUT_S,
+        help="pytest-timeout applied to every chaos test that sets none (seconds)",
+    )
+    group.addoption(
+        "--chaos-session-deadline",
+        type=float,
+        default=float(os.environ.get("LOOMCHAOS_SESSION_DEADLINE", DEFAULT_SESSION_DEADLINE_S)),
+        help="whole-session deadline in seconds; tests that would start after it fail fast",
+    )
+    group.addoption(
+        "--chaos-image-source",
+        choices=("local", "public"),
+        default=os.environ.get("LOOMCHAOS_IMAGE_SOURCE", "local"),
+        help="images built here from Debian packages (local) or the public registry images",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "chaos: starts real clusters in Docker (provisions engine, images, binaries)",
+        "slow: a chaos test too long for CI's budget",
+        "soak: hours-long campaign tests",
+    ):
+        config.addinivalue_line("markers", line)
+    seed = config.getoption("--chaos-seed")
+    if seed is None:
+        env_seed = os.environ.get("LOOMCHAOS_SEED")
+        seed = int(env_seed) if env_seed else random.SystemRandom().randrange(1, 2**31)
+    config.stash[_SEED_KEY] = seed
+    config.stash[_SESSION_KEY] = new_session_id()
+    config.stash[_START_KEY] = time.monotonic()
+    config.stash[_REPORT_KEY] = {}
+    # One seed for everything: hand it to Hypothesis unless the user set its own.
+    if hasattr(config.option, "hypothesis_seed") and config.option.hypothesis_seed is None:
+        config.option.hypothesis_seed = seed
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+
+
+def session_seed(config: pytest.Config) -> int:
+    return config.stash[_SEED_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"loomchaos: seed={config.stash[_SEED_KEY]} session={config.stash[_SESSION_KEY]} "
+        f"(replay with --chaos-seed={config.stash[_SEED_KEY]})"
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    timeout = config.getoption("--chaos-test-timeout")
+    for item in items:
+        if item.get_closest_marker("chaos") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(timeout, method="thread"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    xml = getattr(session.config, "_xml", None)
+    if xml is not None:
+        xml.add_global_property("chaos_seed", str(session.config.stash[_SEED_KEY]))
+        xml.add_global_property("chaos_session", session.config.stash[_SESSION_KEY])
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    config = item.config
+    deadline = config.getoption("--chaos-session-deadline")
+    elapsed = time.monotonic() - config.stash[_START_KEY]
+    if item.get_closest_marker("chaos") and elapsed > deadline:
+        item.session.shouldstop = f"loomchaos session deadline of {deadline:.0f}s passed"
+        pytest.fail(
+            f"session deadline passed ({elapsed:.0f}s > {deadline:.0f}s); not starting this test",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    item.stash.setdefault(_REPORT_KEY, {})[report.when] = report
+    seed = item.config.stash[_SEED_KEY]
+    if report.failed and (item.get_closest_marker("chaos") or _HISTORY_KEY in item.stash):
+        report.sections.append(("loomchaos", f"seed: {seed}  (replay: --chaos-seed={seed})"))
+    return report
+
+
+def derive_test_seed(seed: int, nodeid: str) -> int:
+    """The per-test seed: stable for one session seed and one test id."""
+    digest = hashlib.sha256(f"{seed}:{nodeid}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _slug(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-120:]
+
+
+@pytest.fixture(scope="session")
+def chaos_session_id(request: pytest.FixtureRequest) -> str:
+    return request.config.stash[_SESSION_KEY]
+
+
+@pytest.fixture
+def chaos_seed(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> int:
+    """This test's seed, derived from the session seed; recorded in the JUnit XML."""
+    seed = derive_test_seed(request.config.stash[_SEED_KEY], request.node.nodeid)
+    record_property("chaos_seed", request.config.stash[_SEED_KEY])
+    record_property("chaos_test_seed", seed)
+    return seed
+
+
+@pytest.fixture
+def chaos_rng(chaos_seed: int) -> random.Random:
+    return random.Random(chaos_seed)
+
+
+@pytest.fixture
+def chaos_prefix(request: pytest.FixtureRequest, chaos_session_id: str) -> str:
+    """Id prefix for every run, agent and user this test creates."""
+    return test_prefix(request.node.nodeid, chaos_session_id)
+
+
+@pytest.fixture
+def chaos_artifacts(request: pytest.FixtureRequest, chaos_session_id: str) -> Path:
+    """This test's artifact folder (created lazily by whoever writes into it)."""
+    root = Path(request.config.getoption("--chaos-artifacts"))
+    return root / chaos_session_id / _slug(request.node.nodeid)
+
+
+@pytest.fixture
+def chaos_history(
+    request: pytest.FixtureRequest, chaos_seed: int, chaos_artifacts: Path
+) -> Generator[History, None, None]:
+    """The test's History; saved to its artifact folder when the test fails."""
+    history = History(seed=chaos_seed, meta={"test": request.node.nodeid})
+    request.node.stash[_HISTORY_KEY] = history
+    yield history
+    reports = request.node.stash.get(_REPORT_KEY, {})
+    if any(r.failed for r in reports.values()):
+        history.save(chaos_artifacts / "history.jsonl")
+
+
+@pytest.fixture
+def chaos_verdicts(
+    request: pytest.FixtureRequest,
+    chaos_seed: int,
+    chaos_artifacts: Path,
+    record_property: Callable[[str, Any], None],
+) -> Callable[[Sequence[Verdict]], None]:
+    """Assert a list of verdicts: records them in the JUnit XML, fails with the rendering."""
+
+    def check(verdicts: Sequence[Verdict]) -> None:
+        request.node.stash[_VERDICTS_KEY] = list(verdicts)
+        record_property("chaos_verdicts", json.dumps([v.to_dict() for v in verdicts]))
+        try:
+            assert_verdicts(verdicts, seed=chaos_seed, artifacts=chaos_artifacts)
+        except InvariantViolation:
+            chaos_artifacts.mkdir(parents=True, exist_ok=True)
+            (chaos_artifacts / "verdicts.txt").write_text(verdict_table(verdicts) + "\n")
+            raise
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def chaos_provisioned(request: pytest.FixtureRequest) -> Any:
+    """Engine, images and binaries, installed or reused; one clear line and a stop if impossible."""
+    from chaos.errors import SetupError
+    from chaos.provision import provision
+
+    try:
+        return provision(request.config.getoption("--chaos-image-source"))
+    except SetupError as exc:
+        pytest.exit(f"loomchaos: {exc}", returncode=3)

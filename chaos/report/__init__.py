@@ -1,0 +1,1 @@
+"""Reports: JUnit summaries, campaign tables, charts."""

@@ -1,0 +1,91 @@
+"""The plugin's contract, exercised through pytester (an inner pytest run)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SCENARIO = """
+import pytest
+from chaos.verdict import Verdict
+
+@pytest.mark.chaos
+def test_violates(chaos_history, chaos_verdicts, chaos_seed):
+    chaos_history.note("hello", seed=chaos_seed)
+    chaos_verdicts([Verdict.failed("no_zombies", "run r_1 still running", run_ids=["r_1"])])
+
+def test_fast():
+    pass
+"""
+
+
+def test_failure_names_invariant_seed_and_writes_history_and_junit(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_scenario=SCENARIO)
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--chaos-seed=1234",
+        "--junitxml=out.xml",
+        f"--chaos-artifacts={pytester.path / 'art'}",
+        "-o",
+        "junit_family=xunit1",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*seed=1234*", "*no_zombies*run r_1 still running*", "*seed: 1234*"]
+    )
+    histories = list((pytester.path / "art").rglob("history.jsonl"))
+    assert len(histories) == 1 and "hello" in histories[0].read_text()
+    root = ET.parse(pytester.path / "out.xml").getroot()
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["chaos_seed"] == "1234"
+    assert "no_zombies" in props["chaos_verdicts"]
+
+
+def test_strict_markers_and_chaos_timeout_applied(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_t="""
+import pytest
+@pytest.mark.chaos
+def test_c(request):
+    assert request.node.get_closest_marker("timeout").args == (77.0,)
+"""
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--strict-markers", "--chaos-test-timeout=77"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_session_deadline_stops_chaos_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_d="""
+import pytest
+@pytest.mark.chaos
+def test_a():
+    pass
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--chaos-session-deadline=-1")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*session deadline passed*"])
+
+
+def test_same_seed_same_test_seed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_s="""
+def test_s(chaos_seed, pytestconfig):
+    with open("seeds.txt", "a") as fp:
+        fp.write(f"{chaos_seed}\\n")
+"""
+    )
+    for _ in range(2):
+        pytester.runpytest("-p", "no:cacheprovider", "--chaos-seed=9").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--chaos-seed=10").assert_outcomes(passed=1)
+    a, b, c = (pytester.path / "seeds.txt").read_text().split()
+    assert a == b != c
