@@ -19,6 +19,16 @@ History vocabulary (``op`` names and the data each record carries):
     invoke data: ``via``, ``reason``.  ok data: the response body
     (``cancelled``, ``reason``, ``status``) and ``classification`` (a
     :data:`CANCEL_CLASSES` member).
+``run_status`` (key = agent_id)
+    a status poll after a broken or cut stream; invoke data: ``reason``; ok data:
+    ``found``, ``status``, ``stop_reason``, ``error``, ``run_id``, ``replica_id``,
+    ``live``, ``polls``; ``info`` when its deadline passed.
+Every completion of ``start_run`` also carries ``end``: ``done``, ``error`` (the
+    stream's ``error`` event: the run existed and ended failed, so the record is
+    ``ok``), ``rejected``, ``broken``, ``cut``, ``timeout`` or ``cancelled``.
+    Invokes may carry ``attempt``, ``phase``, ``wave`` and ``circuit``.
+Notes: ``phase`` and ``wave`` (the wave's summary), ``circuit_drain`` (circuit,
+    reused, drained, empty), ``check_params``.
 ``kill`` / ``stop`` / ``pause`` / ... : faults, recorded with
     :meth:`~chaos.history.History.fault`, target = container or link name.
 """
@@ -33,6 +43,7 @@ TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 OP_START_RUN = "start_run"
 OP_CANCEL = "cancel"
+OP_RUN_STATUS = "run_status"
 
 CancelClass = Literal[
     "acknowledged",  # cancelled:true with the caller's reason

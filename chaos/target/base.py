@@ -19,6 +19,9 @@ from chaos.model import CancelClass, QuotaRow, ReplicaRow, RunRow
 class ReplicaLaunch:
     """How to start one replica container.
 
+    ``command`` is the argument list after the image's ENTRYPOINT (which is the
+    target's binary in both image families), not including the binary itself.
+
     ``files`` maps an absolute path inside the container to its content; the
     cluster copies them in before start (no host bind mounts, so the same
     code works for the distroless public image).
