@@ -5,15 +5,21 @@ loop that is timing the target's streams) and keeps its server address in
 class-level globals (two clusters in one session would share it).  The API is
 small and stable, so a few ``httpx`` calls are cheaper than working around it.
 
-Semantics worth knowing (they decide what a fault means):
+Semantics worth knowing (measured in tests/chaos/test_faults_link.py; they
+decide what a fault means):
 
-* ``enabled=false`` on a proxy closes its listener and every open connection:
-  new connections are refused at once (reset-cut).
-* ``timeout`` toxic with ``timeout=0`` holds data forever and never closes
-  (black hole); removing it lets later data flow again, but data that arrived
-  while it was in force is dropped.  ``timeout>0`` closes the connection after
-  that many ms.
+* ``enabled=false`` closes the listener and every open connection, and
+  re-enabling does not revive them.  Through Docker's userland port proxy a
+  new connect from the host is accepted and closed at once rather than refused.
+* ``timeout`` toxic with ``timeout=0`` holds data and never closes (black
+  hole).  Removing it closes every connection that was open while it was in
+  force, idle ones included; only new connections work again.
+  ``timeout>0`` closes the connection after that many ms.
 * ``reset_peer`` closes with RST after ``timeout`` ms.
+* A very long ``latency`` toxic is a stall: data is held, not dropped, and
+  removing the toxic delivers it.
+* ``bandwidth`` ``rate`` is in KB/s with K = 1000; ``limit_data`` counts bytes
+  per connection.
 * ``POST /reset`` re-enables every proxy and removes every toxic.
 """
 

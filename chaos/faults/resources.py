@@ -1,0 +1,295 @@
+"""Resource faults: Postgres connection slots, a sweeper's lock, nginx's file descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import asyncpg
+
+from chaos.faults.base import Fault
+from chaos.faults.probes import PgCredentials, http_get, pg_connect, tcp_hold
+from chaos.faults.process import ContainerTarget
+
+#: FNV-1a 64-bit of "replicas_sweeper" as signed int64 (CONTRACT.md, "Timers").
+REPLICAS_SWEEPER_LOCK_KEY = 6518818882528774796
+#: FNV-1a 64-bit of "heartbeat_sweeper".
+HEARTBEAT_SWEEPER_LOCK_KEY = -4592717545380319881
+
+_TOO_MANY = "53300"  # too_many_connections: both "too many clients" and "slots are reserved"
+
+
+class PgConnectionExhaustion(Fault):
+    """Fill every connection slot a non-superuser may use, and hold them.
+
+    Inject: connect as ``role`` (a non-superuser) until the server says
+    53300, at most ``max_connections`` times.  Effect: a new ``role``
+    connection is refused with 53300 ("too many clients" / "remaining
+    connection slots are reserved"), while ``admin`` (a superuser) still
+    connects through the reserved slots.  Heal: close every held connection;
+    proven when ``role`` connects again.
+    """
+
+    name = "pg_exhaust_connections"
+
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        admin: PgCredentials,
+        role: PgCredentials,
+        target: str = "postgres",
+    ) -> None:
+        self.addr = addr
+        self.admin = admin
+        self.role = role
+        self._target = target
+        self.held: list[asyncpg.Connection] = []
+        self._seen: dict[str, Any] = {}
+        self.effect_timeout = 10.0
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def describe(self) -> dict[str, Any]:
+        return {"role": self.role.user}
+
+    async def evidence(self) -> dict[str, Any]:
+        return {"held": len(self.held), **self._seen}
+
+    async def inject(self) -> None:
+        admin = await pg_connect(*self.addr, self.admin, 5.0)
+        try:
+            max_conn = int(await admin.fetchval("SHOW max_connections"))
+            reserved = int(await admin.fetchval("SHOW superuser_reserved_connections"))
+        finally:
+            admin.terminate()
+        self._seen.update(max_connections=max_conn, superuser_reserved=reserved)
+        for _ in range(max_conn):  # bounded: no server has more slots than this
+            try:
+                self.held.append(await pg_connect(*self.addr, self.role, 5.0))
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) == _TOO_MANY:
+                    self._seen["refused_with"] = str(exc)
+                    return
+                raise
+        raise RuntimeError(f"opened {max_conn} connections without being refused")
+
+    async def effect_present(self) -> bool:
+        try:
+            conn = await pg_connect(*self.addr, self.role, 5.0)
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) != _TOO_MANY:
+                return False
+            self._seen["probe_refused_with"] = str(exc)
+        else:
+            conn.terminate()
+            return False
+        admin = await pg_connect(*self.addr, self.admin, 5.0)  # the superuser must still get in
+        try:
+            return bool(await admin.fetchval("SELECT 1") == 1)
+        finally:
+            admin.terminate()
+
+    async def heal(self) -> None:
+        held, self.held = self.held, []
+        for conn in held:
+            conn.terminate()
+
+    async def healthy(self) -> bool:
+        conn = await pg_connect(*self.addr, self.role, 5.0)
+        try:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+        finally:
+            conn.terminate()
+
+    async def heal_present(self) -> bool:
+        return await self.healthy()
+
+
+def _lock_ids(key: int) -> tuple[int, int]:
+    """How pg_locks shows a bigint advisory key: (classid, objid), the high and low 32 bits."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
+class AdvisoryLockHold(Fault):
+    """Stall a singleton sweeper by holding its advisory lock on a dedicated connection.
+
+    Every replica runs the sweeper, and each round only the one that wins
+    ``pg_try_advisory_lock(key)`` works; holding the lock elsewhere means no
+    replica ever wins, so dead replicas are never reaped.  Inject:
+    ``pg_advisory_lock(key)`` (waits at most one round if a replica holds it
+    right now).  Effect: pg_locks shows our session holding it AND another
+    session's ``pg_try_advisory_lock(key)`` returns false.  Heal: unlock and
+    close; proven when our session is gone and holds no lock.
+    """
+
+    name = "sweeper_stall"
+
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        creds: PgCredentials,
+        key: int = REPLICAS_SWEEPER_LOCK_KEY,
+        target: str = "replicas_sweeper",
+    ) -> None:
+        self.addr = addr
+        self.creds = creds
+        self.key = key
+        self._target = target
+        self.holder: asyncpg.Connection | None = None
+        self.holder_pid: int | None = None
+        self._seen: dict[str, Any] = {}
+        self.effect_timeout = 10.0
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def describe(self) -> dict[str, Any]:
+        return {"key": self.key}
+
+    async def evidence(self) -> dict[str, Any]:
+        return {"holder_pid": self.holder_pid, **self._seen}
+
+    async def inject(self) -> None:
+        self.holder = await pg_connect(*self.addr, self.creds, 5.0)
+        self.holder_pid = int(self.holder.get_server_pid())
+        async with asyncio.timeout(self.effect_timeout):
+            await self.holder.execute("SELECT pg_advisory_lock($1::bigint)", self.key)
+
+    async def _lock_rows(self, conn: asyncpg.Connection) -> list[int]:
+        classid, objid = _lock_ids(self.key)
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
+            classid,
+            objid,
+        )
+        return [int(r["pid"]) for r in rows]
+
+    async def effect_present(self) -> bool:
+        conn = await pg_connect(*self.addr, self.creds, 5.0)
+        try:
+            holders = await self._lock_rows(conn)
+            got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1::bigint)", self.key))
+            if got:  # we must not keep what the probe took
+                await conn.execute("SELECT pg_advisory_unlock($1::bigint)", self.key)
+        finally:
+            conn.terminate()
+        self._seen.update(lock_holders=holders, try_lock_elsewhere=got)
+        return self.holder_pid in holders and not got
+
+    async def heal(self) -> None:
+        holder, self.holder = self.holder, None
+        if holder is None:
+            return
+        try:
+            if not holder.is_closed():
+                async with asyncio.timeout(5):
+                    await holder.execute("SELECT pg_advisory_unlock($1::bigint)", self.key)
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            pass  # closing the session below releases its locks anyway
+        finally:
+            holder.terminate()
+
+    async def healthy(self) -> bool:
+        conn = await pg_connect(*self.addr, self.creds, 5.0)
+        try:
+            holders = await self._lock_rows(conn)
+            alive = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", self.holder_pid or -1
+            )
+        finally:
+            conn.terminate()
+        self._seen.update(lock_holders_after=holders, holder_session_left=alive)
+        return self.holder_pid not in holders and alive == 0
+
+    async def heal_present(self) -> bool:
+        # Not "try_lock succeeds elsewhere": a replica may legitimately hold it this instant.
+        return await self.healthy()
+
+
+class NginxFdExhaustion(Fault):
+    """Run nginx out of file descriptors with idle connections.
+
+    Needs nginx started with a low ``nofile`` ulimit / ``worker_rlimit_nofile``
+    and its error log on stderr (``error_log stderr``), so Docker's log shows
+    it.  Inject: open up to ``max_connections`` idle TCP connections (each
+    costs nginx one descriptor).  Effect: a new HTTP request gets no good
+    answer (hang, reset or 5xx) AND nginx's log since injection says "Too
+    many open files".  Heal: close the idle connections; proven when a
+    request answers again.
+    """
+
+    name = "nginx_fd_exhaustion"
+
+    def __init__(
+        self,
+        container: ContainerTarget,
+        addr: tuple[str, int],
+        max_connections: int = 256,
+        path: str = "/",
+    ) -> None:
+        self.container = container
+        self.addr = addr
+        self.max_connections = max_connections
+        self.path = path
+        self.held: list[asyncio.StreamWriter] = []
+        self._since = 0.0
+        self._seen: dict[str, Any] = {}
+        self.effect_timeout = 15.0
+
+    @property
+    def target(self) -> str:
+        return self.container.name
+
+    def describe(self) -> dict[str, Any]:
+        return {"max_connections": self.max_connections}
+
+    async def evidence(self) -> dict[str, Any]:
+        return {"held": len(self.held), **self._seen}
+
+    async def inject(self) -> None:
+        self._since = time.time() - 1
+        for _ in range(self.max_connections):
+            try:
+                _, writer = await tcp_hold(*self.addr, timeout=2.0)
+            except (OSError, TimeoutError):
+                break  # the front door itself is full: that is the point
+            self.held.append(writer)
+
+    async def _log_says_emfile(self) -> bool:
+        def read() -> str:
+            c = self.container.docker_client.containers.get(self.container.container_id)
+            return bytes(c.logs(since=int(self._since), stdout=True, stderr=True)).decode(
+                errors="replace"
+            )
+
+        text = await asyncio.to_thread(read)
+        lines = [ln for ln in text.splitlines() if "Too many open files" in ln]
+        if lines:
+            self._seen["log"] = lines[-1][:300]
+        return bool(lines)
+
+    async def effect_present(self) -> bool:
+        result = await http_get(*self.addr, self.path, timeout=2.0)
+        self._seen["request"] = result.to_dict()
+        return not result.ok and await self._log_says_emfile()
+
+    async def heal(self) -> None:
+        held, self.held = self.held, []
+        for writer in held:
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+
+    async def healthy(self) -> bool:
+        result = await http_get(*self.addr, self.path, timeout=2.0)
+        self._seen["heal_request"] = result.to_dict()
+        return result.ok
+
+    async def heal_present(self) -> bool:
+        return await self.healthy()
