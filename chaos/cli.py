@@ -49,8 +49,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from chaos.cluster.sweep import sweep_orphans
 
     removed = sweep_orphans()
-    print(f"removed {len(removed)} orphaned object(s)")
-    for name in removed:
+    names = [
+        *(f"container {n}" for n in removed.containers),
+        *(f"network {n}" for n in removed.networks),
+        *(f"volume {n}" for n in removed.volumes),
+    ]
+    print(f"removed {len(names)} object(s) left by sessions whose process is gone")
+    for name in names:
         print(f"  {name}")
     return 0
 

@@ -49,12 +49,19 @@ class MockProvider:
     fallback: bool = False
 
 
+#: Default open-files limit for nginx and replicas.  The write-up's fix was 65536,
+#: but a container cannot exceed its engine's limit, and these machines cap every
+#: process (dockerd included) at 20000 without CAP_SYS_RESOURCE.  16384 is far
+#: above what a 2-core workload opens and far from the 1024 that caused the 500s.
+DEFAULT_NOFILE = 16_384
+
+
 @dataclass(frozen=True)
 class NginxSpec:
     worker_connections: int = 4096
-    worker_rlimit_nofile: int = 65536
+    worker_rlimit_nofile: int = DEFAULT_NOFILE
     read_timeout_s: int = 600
-    nofile: int = 65536
+    nofile: int = DEFAULT_NOFILE
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class ClusterSpec:
     queue_timeout_ms: int = 30_000
     metrics: bool = True
     circuits: int = 0  # largest circuit id declared at boot (0 = no circuit agents)
-    replica_nofile: int = 65536
+    replica_nofile: int = DEFAULT_NOFILE
     nginx: NginxSpec = NginxSpec()
     images: Images = Images()
     # Free-form extras, as sorted tuples so the spec stays hashable.

@@ -40,7 +40,8 @@ BASE_VARIANT = "minbase"
 BASE_PACKAGES = ("postgresql-15", "nginx-light", "procps", "iproute2", "ca-certificates")
 #: Bump when the way the base is made changes without the package list changing.
 BASE_RECIPE_VERSION = 1
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "images"
+# Packaged with chaos (fixtures/images is a link here), so a pip-installed loomchaos can build too.
+FIXTURES = Path(__file__).resolve().parents[1] / "assets" / "images"
 #: Left out of the base image: apt's download cache and package lists (~150 MB).
 _TAR_EXCLUDES = ("./var/cache/apt/archives/*.deb", "./var/lib/apt/lists/*_*")
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chaos.cluster.spec import ClusterSpec
 from chaos.model import CancelClass, QuotaRow, ReplicaRow, RunRow
+
+if TYPE_CHECKING:
+    # Only for annotations: chaos.cluster imports this module for Health, so a
+    # runtime import here would be a cycle.
+    from chaos.cluster.spec import ClusterSpec
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,21 @@
+"""The loomcycle adapter: the only code that knows loomcycle's URLs, JSON, env and SQL.
+
+Modules: ``config`` (a replica's env, config file and command), ``client``
+(HTTP/SSE), ``cancel`` (sorting cancel answers), ``sql`` (state reads),
+``audit`` (the suite's own write triggers), ``contract`` (self-check), and
+``adapter`` (the :class:`~chaos.target.base.TargetAdapter`).
+"""
+
+from chaos.target.loomcycle.adapter import LoomcycleAdapter, cluster_ready
+from chaos.target.loomcycle.cancel import classify_cancel
+from chaos.target.loomcycle.client import LoomcycleClient, StreamError
+from chaos.target.loomcycle.sql import LoomcycleStateReader
+
+__all__ = [
+    "LoomcycleAdapter",
+    "LoomcycleClient",
+    "LoomcycleStateReader",
+    "StreamError",
+    "classify_cancel",
+    "cluster_ready",
+]

@@ -1,0 +1,81 @@
+"""The loomcycle :class:`~chaos.target.base.TargetAdapter`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chaos.cluster.spec import ClusterSpec
+from chaos.target.base import Health, ReplicaLaunch, RunClient, StateReader, TargetAdapter
+from chaos.target.loomcycle import config
+from chaos.target.loomcycle.client import LoomcycleClient
+from chaos.target.loomcycle.sql import LoomcycleStateReader, Queryable
+
+NAME = "loomcycle"
+VERSION = "v1.59.0"
+#: The public image of this release (used when images.source == "public").
+PUBLIC_IMAGE = f"denngubsky/loomcycle:{VERSION}"
+#: The Go module, for building the binary from source with `go install`.
+GO_MODULE = "github.com/denn-gubsky/loomcycle/cmd/loomcycle"
+
+
+def cluster_ready(health: Health, replica_ids: Iterable[str]) -> bool:
+    """A replica is ready when its /healthz lists every replica id.
+
+    ``ok`` alone says nothing: it stays true when the replica cannot read
+    its own table (then ``replica_ids`` is None).
+    """
+    if not health.ok or health.replica_ids is None:
+        return False
+    return set(replica_ids) <= set(health.replica_ids)
+
+
+class LoomcycleAdapter:
+    """Launch recipe, client factory and state reader for loomcycle.
+
+    The bearer token is fixed per adapter because :meth:`client` gets only a
+    URL; build the adapter with :meth:`for_spec` so token and replicas agree.
+    """
+
+    name: str = NAME
+    version: str = VERSION
+
+    def __init__(self, auth_token: str = ClusterSpec().auth_token) -> None:
+        self.auth_token = auth_token
+
+    @classmethod
+    def for_spec(cls, spec: ClusterSpec) -> LoomcycleAdapter:
+        return cls(auth_token=spec.auth_token)
+
+    def replica_launch(self, spec: ClusterSpec, replica_id: str, pg_dsn: str) -> ReplicaLaunch:
+        if spec.auth_token != self.auth_token:
+            raise ValueError(
+                "spec.auth_token differs from the adapter's token; "
+                "build the adapter with LoomcycleAdapter.for_spec(spec)"
+            )
+        return ReplicaLaunch(
+            command=config.replica_command(),
+            env=config.render_env(spec, replica_id, pg_dsn),
+            files=config.config_files(spec),
+            port=config.PORT,
+            health_path=config.HEALTH_PATH,
+        )
+
+    def client(self, base_url: str) -> LoomcycleClient:
+        return LoomcycleClient(base_url, self.auth_token)
+
+    def state_reader(self, db: Queryable) -> LoomcycleStateReader:
+        return LoomcycleStateReader(db)
+
+
+# Static conformance: mypy fails here if a protocol in chaos.target.base drifts
+# away from this adapter (the classes do not inherit from the protocols).
+def _as_target_adapter(adapter: LoomcycleAdapter) -> TargetAdapter:
+    return adapter
+
+
+def _as_run_client(client: LoomcycleClient) -> RunClient:
+    return client
+
+
+def _as_state_reader(reader: LoomcycleStateReader) -> StateReader:
+    return reader

@@ -1,0 +1,69 @@
+"""Classifying loomcycle's cancel answers (CONTRACT.md, "HTTP API", cancel).
+
+``POST /v1/agents/{agent_id}/cancel`` always answers 200 for a known id, and
+``cancelled: false`` is often the *expected* outcome: a run that ended while
+the cancel was in flight is a race the contract calls normal.  A checker
+cannot judge a raw body, so every answer is sorted into one
+:data:`~chaos.model.CancelClass` here, next to the only code that knows the
+body's fields.  Anything the contract does not describe is ``unknown``, which
+the checkers always treat as a failure: a new reason word in a later release
+must be looked at by a person, not silently accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chaos.model import TERMINAL, CancelClass
+
+#: No ack from the owning replica within LOOMCYCLE_CANCEL_ACK_TIMEOUT_MS.
+REASON_OWNER_UNREACHABLE = "owner_replica_unreachable"
+#: The owner was judged dead (heartbeat older than 90 s); the run was marked failed.
+REASON_OWNER_DEAD = "owner_dead_marked_failed"
+#: What the run's stop_reason says when the caller gave no reason.
+DEFAULT_CANCEL_REASON = "cancelled by api"
+
+
+def _acknowledges(reason: object, caller_reason: str | None) -> bool:
+    """Whether ``reason`` is the echo a successful cancel gives for this caller."""
+    if caller_reason:
+        return reason == caller_reason
+    # No reason sent: the target may echo nothing, an empty string or its default.
+    return reason in (None, "", DEFAULT_CANCEL_REASON)
+
+
+def classify_cancel(
+    http_status: int, body: Mapping[str, Any], caller_reason: str | None
+) -> CancelClass:
+    """Sort one cancel answer into a :data:`~chaos.model.CancelClass`.
+
+    ``body`` is the decoded JSON object (empty when the body was not JSON);
+    ``caller_reason`` is the reason the suite sent, or ``None``.
+    """
+    if http_status != 200:
+        return "unknown"
+    cancelled = body.get("cancelled")
+    if not isinstance(cancelled, bool):
+        return "unknown"
+    reason = body.get("reason")
+    status = body.get("status")
+
+    # The dead-owner short-circuit reports cancelled=true although the run
+    # ended failed, not cancelled; it is its own class whatever the flag says.
+    if reason == REASON_OWNER_DEAD:
+        return "owner_dead"
+    if reason == REASON_OWNER_UNREACHABLE:
+        return "unknown" if cancelled else "owner_unreachable"
+    if cancelled:
+        return "acknowledged" if _acknowledges(reason, caller_reason) else "unknown"
+    # cancelled=false from here on.
+    if status in TERMINAL:
+        return "already_terminal"
+    # After an ack timeout the coordinator re-reads the row and, when the run
+    # ended meanwhile, answers with the terminal status word as the reason.
+    if reason in TERMINAL:
+        return "already_terminal"
+    if status == "running":
+        return "running_elsewhere"
+    return "unknown"
