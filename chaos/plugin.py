@@ -20,11 +20,12 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from chaos.history import History
 from chaos.labels import new_session_id, test_prefix
@@ -65,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=float(os.environ.get("LOOMCHAOS_SESSION_DEADLINE", DEFAULT_SESSION_DEADLINE_S)),
         help="whole-session deadline in seconds; tests that would start after it fail fast",
+    )
+    group.addoption(
+        "--chaos-skip-provision",
+        action="store_true",
+        default=False,
+        help="do not install or start anything; chaos tests use what is already there",
     )
     group.addoption(
         "--chaos-image-source",
@@ -233,3 +240,68 @@ def chaos_provisioned(request: pytest.FixtureRequest) -> Any:
         return provision(request.config.getoption("--chaos-image-source"))
     except SetupError as exc:
         pytest.exit(f"loomchaos: {exc}", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _chaos_provisioning(request: pytest.FixtureRequest) -> None:
+    """Every chaos test provisions first (a no-op after the first, seconds when warm)."""
+    if request.node.get_closest_marker("chaos") is None:
+        return
+    if request.config.getoption("--chaos-skip-provision"):
+        return
+    request.getfixturevalue("chaos_provisioned")
+
+
+@pytest.fixture(scope="session")
+def loomcycle_images(chaos_provisioned: Any) -> Any:
+    """The resolved images, or a skip naming why loomcycle itself cannot be had here."""
+    images = chaos_provisioned.images
+    if images.loomcycle is None:
+        pytest.skip(f"loomcycle unavailable: {chaos_provisioned.loomcycle_error}")
+    return images
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chaos_clusters(loomcycle_images: Any, chaos_session_id: str) -> AsyncIterator[Any]:
+    """Session cache of loomcycle clusters (one per ClusterSpec; destructive specs apart)."""
+    from chaos.cluster.cluster import Cluster
+    from chaos.cluster.manager import ClusterManager
+    from chaos.cluster.spec import ClusterSpec
+    from chaos.target.loomcycle import LoomcycleAdapter
+    from chaos.target.loomcycle.hooks import verify_backplane, wait_idle
+
+    def factory(spec: ClusterSpec) -> Cluster:
+        return Cluster(
+            spec,
+            loomcycle_images,
+            session_id=chaos_session_id,
+            adapter=LoomcycleAdapter.for_spec(spec),
+            verify_backplane=verify_backplane,
+            wait_idle=wait_idle,
+        )
+
+    manager = ClusterManager(factory)
+    try:
+        yield manager
+    finally:
+        await manager.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def chaos_cluster_for(
+    request: pytest.FixtureRequest, chaos_clusters: Any, chaos_artifacts: Path
+) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """``await chaos_cluster_for(spec)``: a verified cluster; logs saved if the test fails."""
+    taken: list[Any] = []
+
+    async def acquire(spec: Any, *, with_replicas: bool = True) -> Any:
+        cluster = await chaos_clusters.acquire(spec, with_replicas=with_replicas)
+        taken.append(cluster)
+        return cluster
+
+    yield acquire
+    failed = any(r.failed for r in request.node.stash.get(_REPORT_KEY, {}).values())
+    for cluster in taken:
+        if failed:
+            await cluster.collect_logs(chaos_artifacts / "logs")
+        await chaos_clusters.release(cluster)

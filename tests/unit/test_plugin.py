@@ -8,6 +8,9 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+#: The inner runs have no ini file: set what pytest-asyncio would otherwise warn about.
+QUIET = ("-o", "asyncio_default_fixture_loop_scope=function")
+
 SCENARIO = """
 import pytest
 from chaos.verdict import Verdict
@@ -29,6 +32,9 @@ def test_failure_names_invariant_seed_and_writes_history_and_junit(
     result = pytester.runpytest(
         "-p",
         "no:cacheprovider",
+        "--chaos-skip-provision",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
         "--chaos-seed=1234",
         "--junitxml=out.xml",
         f"--chaos-artifacts={pytester.path / 'art'}",
@@ -57,7 +63,13 @@ def test_c(request):
 """
     )
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--strict-markers", "--chaos-test-timeout=77"
+        "-p",
+        "no:cacheprovider",
+        "--chaos-skip-provision",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "--strict-markers",
+        "--chaos-test-timeout=77",
     )
     result.assert_outcomes(passed=1)
 
@@ -71,7 +83,9 @@ def test_a():
     pass
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "--chaos-session-deadline=-1")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--chaos-skip-provision", *QUIET, "--chaos-session-deadline=-1"
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*session deadline passed*"])
 
@@ -85,7 +99,11 @@ def test_s(chaos_seed, pytestconfig):
 """
     )
     for _ in range(2):
-        pytester.runpytest("-p", "no:cacheprovider", "--chaos-seed=9").assert_outcomes(passed=1)
-    pytester.runpytest("-p", "no:cacheprovider", "--chaos-seed=10").assert_outcomes(passed=1)
+        pytester.runpytest(
+            "-p", "no:cacheprovider", "--chaos-skip-provision", *QUIET, "--chaos-seed=9"
+        ).assert_outcomes(passed=1)
+    pytester.runpytest(
+        "-p", "no:cacheprovider", "--chaos-skip-provision", *QUIET, "--chaos-seed=10"
+    ).assert_outcomes(passed=1)
     a, b, c = (pytester.path / "seeds.txt").read_text().split()
     assert a == b != c

@@ -1,0 +1,249 @@
+"""stop_reason_fits_cause: every terminal row is an end its cause in the history allows.
+
+The table (from the brief, built on CONTRACT.md's terminal table):
+
+=========================================  =============================================
+cause in the history                       legal ends
+=========================================  =============================================
+ran to the end on a live replica           completed / a provider stop reason
+                                           (``params.completed_stop_reasons``); never after
+                                           its owner was killed
+cancel through the API                     cancelled / the caller's reason or
+                                           ``cancelled by api``; an *acknowledged* cancel
+                                           makes this the only legal end
+owner killed, stopped, or frozen (or cut   failed / replica_died, or failed /
+from Postgres) past the stale threshold    owner_replica_dead when a cancel was sent
+client stream cut (suite, or an lb link)   cancelled / client disconnected (or parent run
+                                           cancelled)
+provider errors injected                   failed / NULL / the error text
+409 agent_id_in_use on that agent id       a failed row (the collision row)
+per-run heartbeat sweeper                  failed / heartbeat_timeout, only if the run's
+                                           heartbeat was older than the stale threshold
+=========================================  =============================================
+
+Two additions, both documented causes of a run failing on its own: a graceful
+stop of the owner also allows the run's own ends (client disconnected, failed
+with an error), and a fault on Postgres or on the owner's database link during
+the run allows failed / NULL / error (the run's own database write failed).
+Every row must first be in the contract's terminal table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.checks.context import CancelCall, CheckContext, ClientRun
+from chaos.checks.evidence import as_epoch, capped, row_brief, unique_windows
+from chaos.checks.terminal_table import (
+    CANCELLED_BY_API,
+    CLIENT_DISCONNECTED,
+    HEARTBEAT_TIMEOUT,
+    OWNER_DEAD,
+    PARENT_CANCELLED,
+    REPLICA_DIED,
+    in_terminal_table,
+)
+from chaos.history import FaultWindow
+from chaos.model import (
+    DEATH_FAULTS,
+    FAULT_PAUSE,
+    FAULT_RESTART,
+    FAULT_STOP,
+    LINK_FAULT_PREFIX,
+    RunRow,
+)
+from chaos.verdict import Verdict
+
+INVARIANT = "stop_reason_fits_cause"
+_INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Cause:
+    name: str
+    fits: Callable[[RunRow], bool]
+
+
+def _failed_with(reason: str) -> Callable[[RunRow], bool]:
+    return lambda r: r.status == "failed" and r.stop_reason == reason
+
+
+def _cancelled_with(reason: str) -> Callable[[RunRow], bool]:
+    return lambda r: r.status == "cancelled" and r.stop_reason == reason
+
+
+def _own_failure(r: RunRow) -> bool:
+    return r.status == "failed" and r.stop_reason is None and bool(r.error)
+
+
+def _client_gone(r: RunRow) -> bool:
+    return r.status == "cancelled" and r.stop_reason in (CLIENT_DISCONNECTED, PARENT_CANCELLED)
+
+
+def _link_kind(w: FaultWindow) -> str:
+    """``pg`` or ``lb`` for a link fault (from ``data["link"]``, e.g. ``pg:r1``), else ``""``."""
+    if not w.name.startswith(LINK_FAULT_PREFIX):
+        return ""
+    return str(w.data.get("link", "")).split(":", 1)[0]
+
+
+def _during_run(ctx: CheckContext, w: FaultWindow, row: RunRow) -> bool:
+    slack = ctx.params.clock_slack_s
+    started = -_INF if row.started_at is None else row.started_at
+    ended = _INF if row.completed_at is None else row.completed_at
+    w_end = _INF if w.end_wall is None else w.end_wall
+    return w.start_wall <= ended + slack and w_end >= started - slack
+
+
+def _looks_dead(ctx: CheckContext, w: FaultWindow) -> bool:
+    """Whether this fault can make the owner look dead to the sweeper."""
+    if w.name in DEATH_FAULTS or w.name == FAULT_RESTART:
+        return True
+    if w.name == FAULT_PAUSE or _link_kind(w) == "pg":
+        # The last heartbeat may be up to one ticker period older than the fault.
+        length = _INF if w.end is None else w.end - w.start
+        return length + ctx.params.replica_heartbeat_s >= ctx.params.replica_stale_s
+    return False
+
+
+def _owner_killed_before_end(ctx: CheckContext, row: RunRow) -> bool:
+    if row.completed_at is None or row.started_at is None:
+        return False
+    slack = ctx.params.clock_slack_s
+    return any(
+        (w.name in DEATH_FAULTS or w.name == FAULT_RESTART)
+        and row.started_at < w.start_wall < row.completed_at - slack
+        for w in ctx.faults_by_replica.get(row.replica_id or "", [])
+    )
+
+
+def _heartbeat_was_stale(ctx: CheckContext, row: RunRow) -> bool:
+    last = row.last_heartbeat_at
+    for audit in ctx.audit_rows("runs", row.run_id):
+        old = audit.old or {}
+        beat = as_epoch(old.get("last_heartbeat_at"))
+        if old.get("status") == "running" and beat is not None:
+            last = beat
+    last = row.started_at if last is None else last
+    if last is None or row.completed_at is None:
+        return False
+    return row.completed_at - last >= ctx.params.heartbeat_stale_s - ctx.params.clock_slack_s
+
+
+def _cancel_causes(ctx: CheckContext, row: RunRow, cancels: list[CancelCall]) -> list[Cause]:
+    causes = []
+    for call in cancels:
+        if call.classification == "already_terminal":
+            continue
+        reason = call.reason or CANCELLED_BY_API
+        causes.append(
+            Cause(f"cancel via {call.via} ({call.classification})", _cancelled_with(reason))
+        )
+        if call.classification == "owner_dead":
+            causes.append(Cause("cancel judged the owner dead", _failed_with(OWNER_DEAD)))
+    return causes
+
+
+def _fault_causes(ctx: CheckContext, row: RunRow, cancels: list[CancelCall]) -> list[Cause]:
+    causes: list[Cause] = []
+    for w in ctx.faults_by_replica.get(row.replica_id or "", []):
+        if not _during_run(ctx, w, row):
+            continue
+        if _looks_dead(ctx, w):
+            causes.append(Cause(f"owner {w.describe()}", _failed_with(REPLICA_DIED)))
+            if cancels:
+                causes.append(Cause(f"owner {w.describe()} + cancel", _failed_with(OWNER_DEAD)))
+        if w.name == FAULT_STOP:
+            causes.append(Cause(f"graceful {w.describe()}", _client_gone))
+            causes.append(Cause(f"graceful {w.describe()}", _own_failure))
+        if _link_kind(w) == "lb":
+            causes.append(Cause(f"client link {w.describe()}", _client_gone))
+        if _link_kind(w) == "pg":
+            causes.append(Cause(f"database link {w.describe()}", _own_failure))
+    for w in ctx.global_faults:
+        if _during_run(ctx, w, row):
+            causes.append(Cause(f"cluster-wide {w.describe()}", _own_failure))
+    return causes
+
+
+def causes_for(
+    ctx: CheckContext, row: RunRow, client: ClientRun | None, cancels: list[CancelCall]
+) -> list[Cause]:
+    """Every cause the history offers for this row's end; the row must fit one of them."""
+    clients = ctx.client_by_agent.get(row.agent_id, [])
+    accepted_ids = {c.run_id for c in clients if c.run_id is not None}
+    the_run = row.run_id in accepted_ids or len(ctx.final_by_agent.get(row.agent_id, [])) == 1
+    acked = [c for c in cancels if c.classification == "acknowledged"]
+    if acked and the_run:
+        # The owner wrote the cancel before acking: no other end is possible.
+        return _cancel_causes(ctx, row, acked)
+    causes: list[Cause] = []
+    if not _owner_killed_before_end(ctx, row):
+        reasons = set(ctx.params.completed_stop_reasons)
+        causes.append(
+            Cause("ran to the end", lambda r: r.status == "completed" and r.stop_reason in reasons)
+        )
+    causes += _cancel_causes(ctx, row, cancels)
+    causes += _fault_causes(ctx, row, cancels)
+    if client is not None and (client.stream_broken or client.cut):
+        causes.append(Cause("client stream cut", _client_gone))
+    if ctx.params.provider_errors_injected:
+        causes.append(Cause("injected provider error", _own_failure))
+    if row.run_id not in accepted_ids and any(c.code == "agent_id_in_use" for c in clients):
+        causes.append(Cause("409 agent_id_in_use collision", lambda r: r.status == "failed"))
+    if _heartbeat_was_stale(ctx, row):
+        causes.append(Cause("per-run heartbeat stale", _failed_with(HEARTBEAT_TIMEOUT)))
+    return causes
+
+
+def _client_of(ctx: CheckContext, row: RunRow) -> ClientRun | None:
+    client = ctx.client_by_run_id.get(row.run_id)
+    if client is None:
+        agents = [c for c in ctx.client_by_agent.get(row.agent_id, []) if c.run_id is None]
+        client = agents[-1] if agents else None
+    return client
+
+
+def check(ctx: CheckContext) -> Verdict:
+    terminal = [r for r in ctx.final_runs.values() if r.terminal]
+    if not terminal:
+        return Verdict.vacuous(INVARIANT, "no terminal run row in the final snapshot")
+    bad: list[dict[str, Any]] = []
+    windows: list[FaultWindow] = []
+    ends: dict[str, int] = {}
+    for row in terminal:
+        key = f"{row.status}/{row.stop_reason}"
+        ends[key] = ends.get(key, 0) + 1
+        cancels = ctx.cancels_by_agent.get(row.agent_id, [])
+        if not in_terminal_table(row):
+            causes: list[Cause] = []
+            why = "not a row any writer in the contract's terminal table produces"
+        else:
+            causes = causes_for(ctx, row, _client_of(ctx, row), cancels)
+            if any(c.fits(row) for c in causes):
+                continue
+            why = "fits none of the causes the history shows"
+        if len(bad) < ctx.params.evidence_limit:
+            windows += ctx.faults_by_replica.get(row.replica_id or "", [])
+            bad.append(
+                {
+                    **row_brief(row),
+                    "why": why,
+                    "causes": sorted({c.name for c in causes}),
+                    "history": ctx.excerpt(row.agent_id),
+                }
+            )
+        else:
+            bad.append({"run_id": row.run_id})
+    if bad:
+        return Verdict.failed(
+            INVARIANT,
+            f"{len(bad)} of {len(terminal)} terminal rows do not fit their cause",
+            unique_windows(windows + ctx.global_faults),
+            offenders=capped(bad, ctx.params.evidence_limit),
+            offender_count=len(bad),
+            ends=ends,
+        )
+    return Verdict.passed(INVARIANT, f"{len(terminal)} terminal rows each fit a cause", ends=ends)

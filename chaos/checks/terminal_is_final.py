@@ -1,0 +1,147 @@
+"""terminal_is_final: a terminal run row never changes, and completed_at marks the end.
+
+Every write that ends a run is guarded by ``status='running'`` (CONTRACT.md),
+so once a row is completed/failed/cancelled its status, stop_reason, error and
+completed_at must never change again, and ``completed_at IS NULL`` exactly
+while ``running``.  Judged on both sources the suite has: the audit log (every
+committed transition) and the sequence of snapshots.
+
+Minimum evidence: some terminal row must have been observed again after it
+ended (an audit log that covers terminal rows, or one run terminal in two
+snapshots); otherwise nothing could have caught a change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.checks.context import CheckContext
+from chaos.checks.evidence import capped
+from chaos.model import TERMINAL, RunRow
+from chaos.verdict import Verdict
+
+INVARIANT = "terminal_is_final"
+_FINAL_FIELDS = ("status", "stop_reason", "error", "completed_at")
+
+
+def _final_fields(row: RunRow) -> tuple[object, ...]:
+    return (row.status, row.stop_reason, row.error, row.completed_at)
+
+
+def _completed_at_agrees(status: object, completed_at: object) -> bool:
+    return (status == "running") == (completed_at is None)
+
+
+def _audit_findings(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
+    bad: list[dict[str, Any]] = []
+    terminal_covered = 0
+    for run_id, rows in ctx.audit_by_table.get("runs", {}).items():
+        ended = False
+        for row in rows:
+            old, new = row.old or {}, row.new or {}
+            if row.action == "update" and old.get("status") in TERMINAL:
+                changed = [f for f in _FINAL_FIELDS if old.get(f) != new.get(f)]
+                if changed:
+                    bad.append(
+                        {
+                            "source": "audit",
+                            "run_id": run_id,
+                            "seq": row.seq,
+                            "at": row.at,
+                            "changed": changed,
+                            "old": old,
+                            "new": new,
+                        }
+                    )
+            if (
+                row.new is not None
+                and "status" in new
+                and "completed_at" in new
+                and not _completed_at_agrees(new["status"], new["completed_at"])
+            ):
+                bad.append(
+                    {
+                        "source": "audit",
+                        "run_id": run_id,
+                        "seq": row.seq,
+                        "why": "completed_at set iff not running is broken",
+                        "new": new,
+                    }
+                )
+            ended = ended or new.get("status") in TERMINAL
+        terminal_covered += ended
+    return bad, terminal_covered
+
+
+def _snapshot_findings(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
+    bad: list[dict[str, Any]] = []
+    first_terminal: dict[str, tuple[tuple[object, ...], float]] = {}
+    reobserved = 0
+    for snap in ctx.snapshots:
+        for row in snap.runs:
+            if not ctx.run_in_scope(row.agent_id, row.user_id):
+                continue
+            if not _completed_at_agrees(row.status, row.completed_at):
+                bad.append(
+                    {
+                        "source": "snapshot",
+                        "run_id": row.run_id,
+                        "mono": snap.mono,
+                        "status": row.status,
+                        "completed_at": row.completed_at,
+                        "why": "completed_at set iff not running is broken",
+                    }
+                )
+            seen = first_terminal.get(row.run_id)
+            if seen is None:
+                if row.terminal:
+                    first_terminal[row.run_id] = (_final_fields(row), snap.mono)
+                continue
+            reobserved += 1
+            if _final_fields(row) != seen[0]:
+                bad.append(
+                    {
+                        "source": "snapshot",
+                        "run_id": row.run_id,
+                        "first_terminal_mono": seen[1],
+                        "was": list(seen[0]),
+                        "mono": snap.mono,
+                        "now": list(_final_fields(row)),
+                    }
+                )
+    return bad, reobserved
+
+
+def check(ctx: CheckContext) -> Verdict:
+    audit_bad, audited = _audit_findings(ctx)
+    snap_bad, reobserved = _snapshot_findings(ctx)
+    bad = audit_bad + snap_bad
+    if bad:
+        rows = {b["run_id"] for b in bad}
+        return Verdict.failed(
+            INVARIANT,
+            f"{len(rows)} runs changed after ending or broke the completed_at rule",
+            ctx.fault_windows,
+            offenders=capped(bad, ctx.params.evidence_limit),
+            offender_count=len(bad),
+            history={
+                r: ctx.excerpt(ctx.final_runs[r].agent_id, 6)
+                for r in sorted(rows)[:5]
+                if r in ctx.final_runs
+            },
+        )
+    if not audited and not reobserved:
+        return Verdict.vacuous(
+            INVARIANT,
+            "no terminal row was ever observed again after it ended (no audit log, no two "
+            "snapshots showing one run terminal)",
+            snapshots=len(ctx.snapshots),
+            audit_rows=len(ctx.audit),
+        )
+    return Verdict.passed(
+        INVARIANT,
+        f"no terminal row changed ({audited} runs covered by the audit log, "
+        f"{reobserved} terminal re-observations in snapshots)",
+        audited_terminal_runs=audited,
+        snapshot_reobservations=reobserved,
+    )
