@@ -236,10 +236,17 @@ def chaos_provisioned(request: pytest.FixtureRequest) -> Any:
     from chaos.errors import SetupError
     from chaos.provision import provision
 
+    from chaos.cluster.sweep import sweep_orphans
+
     try:
-        return provision(request.config.getoption("--chaos-image-source"))
+        provisioned = provision(request.config.getoption("--chaos-image-source"))
     except SetupError as exc:
         pytest.exit(f"loomchaos: {exc}", returncode=3)
+    # What killed sessions left (their pid is gone) goes before we start anything new.
+    removed = sweep_orphans()
+    if removed:
+        print(f"loomchaos: swept what dead sessions left: {removed}")
+    return provisioned
 
 
 @pytest.fixture(autouse=True)
