@@ -197,12 +197,19 @@ def chaos_artifacts(request: pytest.FixtureRequest, chaos_session_id: str) -> Pa
 
 @pytest.fixture
 def chaos_history(
-    request: pytest.FixtureRequest, chaos_seed: int, chaos_artifacts: Path
+    request: pytest.FixtureRequest,
+    chaos_seed: int,
+    chaos_artifacts: Path,
+    record_property: Callable[[str, Any], None],
 ) -> Generator[History, None, None]:
-    """The test's History; saved to its artifact folder when the test fails."""
+    """The test's History; its fault timeline goes to the JUnit XML, all of it to the
+    artifact folder when the test fails."""
     history = History(seed=chaos_seed, meta={"test": request.node.nodeid})
     request.node.stash[_HISTORY_KEY] = history
     yield history
+    windows = history.fault_windows()
+    if windows:
+        record_property("chaos_fault_timeline", json.dumps([w.describe() for w in windows]))
     reports = request.node.stash.get(_REPORT_KEY, {})
     if any(r.failed for r in reports.values()):
         history.save(chaos_artifacts / "history.jsonl")
@@ -233,10 +240,9 @@ def chaos_verdicts(
 @pytest.fixture(scope="session")
 def chaos_provisioned(request: pytest.FixtureRequest) -> Any:
     """Engine, images and binaries, installed or reused; one clear line and a stop if impossible."""
+    from chaos.cluster.sweep import sweep_orphans
     from chaos.errors import SetupError
     from chaos.provision import provision
-
-    from chaos.cluster.sweep import sweep_orphans
 
     try:
         provisioned = provision(request.config.getoption("--chaos-image-source"))
@@ -296,7 +302,10 @@ async def chaos_clusters(loomcycle_images: Any, chaos_session_id: str) -> AsyncI
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def chaos_cluster_for(
-    request: pytest.FixtureRequest, chaos_clusters: Any, chaos_artifacts: Path
+    request: pytest.FixtureRequest,
+    chaos_clusters: Any,
+    chaos_artifacts: Path,
+    record_property: Callable[[str, Any], None],
 ) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """``await chaos_cluster_for(spec)``: a verified cluster; logs saved if the test fails."""
     taken: list[Any] = []
@@ -304,6 +313,9 @@ async def chaos_cluster_for(
     async def acquire(spec: Any, *, with_replicas: bool = True) -> Any:
         cluster = await chaos_clusters.acquire(spec, with_replicas=with_replicas)
         taken.append(cluster)
+        if with_replicas:
+            for key, value in (await _contract_once(cluster)).items():
+                record_property(key, value)
         return cluster
 
     yield acquire
@@ -312,3 +324,38 @@ async def chaos_cluster_for(
         if failed:
             await cluster.collect_logs(chaos_artifacts / "logs")
         await chaos_clusters.release(cluster)
+
+
+#: Contract self-check results per cluster id: checked once per cluster, recorded for every test.
+_CONTRACT_CHECKED: dict[str, dict[str, str]] = {}
+
+
+async def _contract_once(cluster: Any) -> dict[str, str]:
+    """Fail in one line if the target lacks what the suite reads; return its identity."""
+    if cluster.id in _CONTRACT_CHECKED:
+        return _CONTRACT_CHECKED[cluster.id]
+    import asyncpg
+    import docker
+
+    from chaos.target.loomcycle import LoomcycleAdapter
+    from chaos.target.loomcycle.contract import check_contract, target_identity
+
+    adapter = LoomcycleAdapter.for_spec(cluster.spec)
+    client = adapter.client(cluster.lb_url)
+    conn = await asyncpg.connect(cluster.pg_dsn)
+    try:
+        missing = await check_contract(client, conn)
+        identity = await target_identity(
+            client,
+            name=adapter.name,
+            expected_version=adapter.version,
+            image_ref=cluster.images.loomcycle,
+            docker_client=docker.from_env(),
+        )
+    finally:
+        await conn.close()
+        await client.aclose()
+    if missing:
+        pytest.fail("target contract check failed: " + "; ".join(missing), pytrace=False)
+    _CONTRACT_CHECKED[cluster.id] = identity.as_properties()
+    return _CONTRACT_CHECKED[cluster.id]

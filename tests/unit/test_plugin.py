@@ -18,6 +18,8 @@ from chaos.verdict import Verdict
 @pytest.mark.chaos
 def test_violates(chaos_history, chaos_verdicts, chaos_seed):
     chaos_history.note("hello", seed=chaos_seed)
+    inj = chaos_history.fault("inject", "kill", "r2")
+    chaos_history.fault("healed", "kill", "r2", inj)
     chaos_verdicts([Verdict.failed("no_zombies", "run r_1 still running", run_ids=["r_1"])])
 
 def test_fast():
@@ -51,6 +53,7 @@ def test_failure_names_invariant_seed_and_writes_history_and_junit(
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["chaos_seed"] == "1234"
     assert "no_zombies" in props["chaos_verdicts"]
+    assert "kill@r2" in props["chaos_fault_timeline"]
 
 
 def test_strict_markers_and_chaos_timeout_applied(pytester: pytest.Pytester) -> None:
