@@ -1,0 +1,28 @@
+"""The clusters the scenarios run on.
+
+Equal specs share one session cluster (reset between tests), so scenarios
+that can share one use the same constant here; each differs from the others
+only where its scenario needs it, and says why.
+"""
+
+from __future__ import annotations
+
+from chaos.cluster.spec import CRASH_TIMERS, ClusterSpec, MockProvider
+
+#: Issue 3's smoke: 3 replicas, mock runs of ~2 s (long enough that a run is still
+#: running when a test cancels it, short enough that 60 runs take seconds), the
+#: per-user cap on (4) so user_quotas is exercised, crash timers (nothing cuts Postgres).
+SMOKE_SPEC = ClusterSpec(
+    replicas=3,
+    timers=CRASH_TIMERS,
+    mock=MockProvider(latency_ms=2_000, jitter_ms=250),
+    max_runs_per_user=4,
+)
+
+#: Cancel races: runs of ~6 s, so a test can find a run running, pick a
+#: non-owner and cancel it (or freeze its owner first) well before it ends.
+CANCEL_SPEC = SMOKE_SPEC.with_(mock=MockProvider(latency_ms=6_000, jitter_ms=500))
+
+#: Crashes: runs of ~10 s, so the victim surely owns running runs when it is
+#: killed, stopped or frozen; crash timers (stale 60 s + sweep 5 s) bound the reap.
+CRASH_SPEC = SMOKE_SPEC.with_(mock=MockProvider(latency_ms=10_000, jitter_ms=1_000))
