@@ -141,6 +141,25 @@ class FaultWindow:
         return f"{self.name}@{self.target} [{self.start:.1f} .. {end}]"
 
 
+def _window_data(inject: Record, phases: Mapping[Any, Record]) -> JSONDict:
+    """Merge the phases' data, earliest phase first and first write winning.
+
+    The inject record names the link/replica and the effect record carries
+    what the effect proof saw (an exit code); a later heal record must not
+    overwrite them.  Each phase's own data stays under ``phases``.
+    """
+    order = ["effect", "effect_failed", "heal", "healed", "heal_failed"]
+    merged: JSONDict = {}
+    for rec in [inject, *(phases[p] for p in order if p in phases)]:
+        for key, value in rec.data.items():
+            if key != "phase":
+                merged.setdefault(key, value)
+    merged["phases"] = {
+        str(p): {k: v for k, v in r.data.items() if k != "phase"} for p, r in phases.items()
+    }
+    return merged
+
+
 class History:
     """Thread-safe, append-only list of records with JSONL in and out.
 
@@ -291,12 +310,7 @@ class History:
                     end_wall=None if healed is None else healed.wall,
                     effect_proven="effect" in phases,
                     heal_proven=healed is not None,
-                    data={
-                        k: v
-                        for r in [inj, *phases.values()]
-                        for k, v in r.data.items()
-                        if k != "phase"
-                    },
+                    data=_window_data(inj, phases),
                 )
             )
         return windows

@@ -49,11 +49,13 @@ def test_fault_window_spans_inject_to_proven_heal() -> None:
     inj = h.fault("inject", "pause", "r1")  # t=0
     h.fault("effect", "pause", "r1", inj, probe="healthz timeout")  # t=1
     h.fault("heal", "pause", "r1", inj)  # t=2
-    h.fault("healed", "pause", "r1", inj)  # t=3
+    h.fault("healed", "pause", "r1", inj, probe="healthz answers")  # t=3
     open_inj = h.fault("inject", "kill", "r2")  # t=4, never healed
     (w1, w2) = h.fault_windows()
     assert (w1.start, w1.end, w1.effect_proven, w1.heal_proven) == (0.0, 3.0, True, True)
+    # The effect's evidence is not overwritten by the heal's; each phase keeps its own.
     assert w1.data["probe"] == "healthz timeout"
+    assert w1.data["phases"]["healed"] == {"probe": "healthz answers"}
     assert w1.contains(2.5) and not w1.contains(3.5)
     assert w2.end is None and not w2.heal_proven and w2.contains(1e9)
     assert open_inj.index == 4
