@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -81,7 +82,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cmd.append(f"--chaos-seed={args.seed}")
     cmd += args.pytest_args
-    print("running:", " ".join(cmd), flush=True)
+    print("running:", shlex.join(cmd), flush=True)
     rc = subprocess.call(cmd)
     summary = summarize_junit(junit)
     (report_dir / "summary.txt").write_text(summary + "\n")

@@ -122,13 +122,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(timeout, method="thread"))
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    xml = getattr(session.config, "_xml", None)
-    if xml is not None:
-        xml.add_global_property("chaos_seed", str(session.config.stash[_SEED_KEY]))
-        xml.add_global_property("chaos_session", session.config.stash[_SESSION_KEY])
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     config = item.config
     deadline = config.getoption("--chaos-session-deadline")
@@ -166,6 +159,15 @@ def _slug(nodeid: str) -> str:
 @pytest.fixture(scope="session")
 def chaos_session_id(request: pytest.FixtureRequest) -> str:
     return request.config.stash[_SESSION_KEY]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chaos_junit_session_properties(
+    request: pytest.FixtureRequest, record_testsuite_property: Callable[[str, object], None]
+) -> None:
+    """Seed and session id at the top of the JUnit XML, where a replay starts from."""
+    record_testsuite_property("chaos_seed", request.config.stash[_SEED_KEY])
+    record_testsuite_property("chaos_session", request.config.stash[_SESSION_KEY])
 
 
 @pytest.fixture

@@ -49,6 +49,13 @@ def read_junit(path: Path) -> tuple[dict[str, str], list[TestOutcome]]:
     return props, outcomes
 
 
+def _short_name(name: str, width: int = 80) -> str:
+    """``tests.chaos.test_x::test_y[p]`` as ``test_x::test_y[p]``, cut at the right if long."""
+    module, _, test = name.partition("::")
+    short = f"{module.rsplit('.', 1)[-1]}::{test}" if test else name
+    return short if len(short) <= width else short[: width - 3] + "..."
+
+
 def summarize_junit(path: Path) -> str:
     """A table of tests and, under each chaos test, its invariants' verdicts."""
     if not path.exists():
@@ -57,9 +64,9 @@ def summarize_junit(path: Path) -> str:
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.outcome] = counts.get(o.outcome, 0) + 1
-    lines = [f"{'test':<70} {'outcome':<8} {'secs':>7}"]
+    lines = [f"{'test':<80} {'outcome':<8} {'secs':>7}"]
     for o in sorted(outcomes, key=lambda o: (o.outcome == "passed", o.name)):
-        lines.append(f"{o.name[-70:]:<70} {o.outcome:<8} {o.seconds:>7.1f}")
+        lines.append(f"{_short_name(o.name):<80} {o.outcome:<8} {o.seconds:>7.1f}")
         if o.message and o.outcome != "passed":
             lines.append(f"    {o.message}")
         for v in o.verdicts:

@@ -50,6 +50,8 @@ def test_failure_names_invariant_seed_and_writes_history_and_junit(
     histories = list((pytester.path / "art").rglob("history.jsonl"))
     assert len(histories) == 1 and "hello" in histories[0].read_text()
     root = ET.parse(pytester.path / "out.xml").getroot()
+    suite_props = {p.get("name"): p.get("value") for p in root.iterfind("testsuite/properties/")}
+    assert suite_props["chaos_seed"] == "1234" and suite_props["chaos_session"]
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["chaos_seed"] == "1234"
     assert "no_zombies" in props["chaos_verdicts"]
