@@ -18,25 +18,13 @@ import pytest
 from chaos.errors import SetupError
 from chaos.labels import docker_labels, new_session_id
 from chaos.target.loomcycle.audit import install_audit, read_audit, uninstall_audit
+from chaos.target.loomcycle.audit_fixture import FIXTURE_TABLES
 from chaos.wait import eventually
 
 pytestmark = pytest.mark.chaos
 
 IMAGE = os.environ.get("LOOMCHAOS_PG_IMAGE", "loomchaos/postgres:local")
 USER, PASSWORD, DB = "loomchaos", "audit-test-pw", "audit"
-
-FIXTURE_TABLES = """
-CREATE TABLE runs (
-    id text PRIMARY KEY, agent_id text, user_id text, status text NOT NULL,
-    stop_reason text, completed_at timestamptz
-);
-CREATE TABLE user_quotas (
-    tenant_id text NOT NULL DEFAULT '', user_id text NOT NULL,
-    active_count integer NOT NULL DEFAULT 0 CHECK (active_count >= 0),
-    PRIMARY KEY (tenant_id, user_id)
-);
-CREATE TABLE replicas (id text PRIMARY KEY, last_heartbeat_at timestamptz NOT NULL DEFAULT now());
-"""
 
 
 def _docker() -> Any:
