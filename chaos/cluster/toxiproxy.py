@@ -11,10 +11,11 @@ decide what a fault means):
 * ``enabled=false`` closes the listener and every open connection, and
   re-enabling does not revive them.  Through Docker's userland port proxy a
   new connect from the host is accepted and closed at once rather than refused.
-* ``timeout`` toxic with ``timeout=0`` holds data and never closes (black
-  hole).  Removing it closes every connection that was open while it was in
-  force, idle ones included; only new connections work again.
-  ``timeout>0`` closes the connection after that many ms.
+* ``timeout`` toxic with ``timeout=0`` drops data and closes nothing itself
+  (black hole), though a close the server starts still passes through.
+  Removing it closes every connection that was open while it was in force,
+  idle ones included; only new connections work again.  ``timeout>0``
+  closes the connection after that many ms.
 * ``reset_peer`` closes with RST after ``timeout`` ms.
 * A very long ``latency`` toxic is a stall: data is held, not dropped, and
   removing the toxic delivers it.

@@ -17,6 +17,7 @@ from chaos.faults.base import (
     prove_effect,
     prove_heal,
 )
+from chaos.faults.http_path import HttpPath
 from chaos.faults.link import (
     Bandwidth,
     BlackHole,
@@ -65,6 +66,7 @@ __all__ = [
     "FaultNotProven",
     "Freeze",
     "GracefulStop",
+    "HttpPath",
     "Kill",
     "Latency",
     "LimitData",

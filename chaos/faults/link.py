@@ -7,8 +7,10 @@ Toxiproxy semantics these faults rely on, each checked by
   the proxy; re-enabling does not revive them.  Between containers a new
   connect is refused; from the host, through Docker's userland port proxy,
   it is accepted and closed at once.  Either way it fails fast.
-* ``timeout`` toxic with ``timeout=0``: data vanishes and nothing is closed,
-  so a client hangs until its own deadline.  Removing the toxic does NOT let
+* ``timeout`` toxic with ``timeout=0``: data vanishes and Toxiproxy closes
+  nothing itself, so a client hangs until its own deadline (a close the server
+  starts, e.g. after ``Connection: close``, still passes through: probes keep
+  their connections open, as nginx does with a replica).  Removing the toxic does NOT let
   the connections it held flow again: Toxiproxy closes them.  New
   connections work at once.
 * ``latency`` toxic with a huge latency (a stall): data is held, not lost.
@@ -231,7 +233,7 @@ class ResetPeer(ToxicFault):
 
 
 class BlackHole(ToxicFault):
-    """``timeout`` toxic with ``timeout=0``: bytes vanish, nothing is closed.
+    """``timeout`` toxic with ``timeout=0``: bytes vanish; Toxiproxy closes nothing itself.
 
     Effect: a round trip hangs (no answer, no error) for ``HANG_S``.
     One-way variants (``direction="up"``: requests vanish; ``"down"``:
