@@ -7,23 +7,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from chaos.checks.records import run_to_dict
 from chaos.history import FaultWindow
 from chaos.model import RunRow
 
 
 def row_brief(row: RunRow) -> dict[str, Any]:
     """The columns of a run row a reader needs to judge a verdict."""
-    return {
-        "run_id": row.run_id,
-        "agent_id": row.agent_id,
-        "user_id": row.user_id,
-        "replica_id": row.replica_id,
-        "status": row.status,
-        "stop_reason": row.stop_reason,
-        "error": row.error,
-        "started_at": row.started_at,
-        "completed_at": row.completed_at,
-    }
+    brief = run_to_dict(row)
+    del brief["last_heartbeat_at"]
+    return brief
 
 
 def capped(items: Sequence[Any], limit: int) -> list[Any]:

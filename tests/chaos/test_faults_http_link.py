@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,16 +38,10 @@ from chaos.errors import SetupError
 from chaos.faults import (
     Bandwidth,
     BlackHole,
-    Fault,
-    Latency,
-    LimitData,
     LinkTarget,
-    ResetCut,
-    ResetPeer,
-    SlowClose,
-    Stall,
     injected,
 )
+from chaos.faults.catalogue import LINK_FAULTS
 from chaos.faults.http_path import HttpPath
 from chaos.history import History
 from chaos.labels import docker_labels, new_session_id
@@ -227,22 +221,7 @@ async def hrig(shared_rig: HttpRig) -> AsyncIterator[HttpRig]:
     await shared_rig.toxi.reset()
 
 
-FAULTS: dict[str, Callable[[LinkTarget], Fault]] = {
-    "reset_cut": ResetCut,
-    "reset_peer": ResetPeer,
-    "black_hole": BlackHole,
-    "black_hole_up": lambda link: BlackHole(link, direction="up"),
-    "black_hole_down": lambda link: BlackHole(link, direction="down"),
-    "stall": Stall,
-    "stall_up": lambda link: Stall(link, direction="up"),
-    "stall_down": lambda link: Stall(link, direction="down"),
-    "latency": lambda link: Latency(link, latency_ms=300, jitter_ms=50),
-    "bandwidth_down": lambda link: Bandwidth(link, rate_kb=200),
-    "bandwidth_up": lambda link: Bandwidth(link, rate_kb=200, direction="up"),
-    "slow_close": lambda link: SlowClose(link, delay_ms=1500),
-    "limit_data_down": lambda link: LimitData(link, limit_bytes=4096),
-    "limit_data_up": lambda link: LimitData(link, limit_bytes=4096, direction="up"),
-}
+FAULTS = LINK_FAULTS
 
 
 @pytest.mark.parametrize("kind", list(FAULTS))

@@ -8,7 +8,7 @@ that were open), because those decide what each fault means.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -16,19 +16,14 @@ import pytest_asyncio
 from fault_rig import APP_USER, PROXY_NAME, Rig, assert_clean, rig
 
 from chaos.faults import (
-    Bandwidth,
     BlackHole,
-    Fault,
-    Latency,
-    LimitData,
     LinkTarget,
     PgPath,
     ResetCut,
-    ResetPeer,
-    SlowClose,
     Stall,
     injected,
 )
+from chaos.faults.catalogue import LINK_FAULTS
 from chaos.history import History
 
 # One rig for the module (link faults do not touch the containers) and one
@@ -53,22 +48,7 @@ def pg_link(the_rig: Rig) -> LinkTarget:
     return LinkTarget(the_rig.toxi, PROXY_NAME, the_rig.proxy_addr, PgPath(APP_USER), "pg:r1", "r1")
 
 
-FAULTS: dict[str, Callable[[LinkTarget], Fault]] = {
-    "reset_cut": ResetCut,
-    "reset_peer": ResetPeer,
-    "black_hole": BlackHole,
-    "black_hole_up": lambda link: BlackHole(link, direction="up"),
-    "black_hole_down": lambda link: BlackHole(link, direction="down"),
-    "stall": Stall,
-    "stall_up": lambda link: Stall(link, direction="up"),
-    "stall_down": lambda link: Stall(link, direction="down"),
-    "latency": lambda link: Latency(link, latency_ms=300, jitter_ms=50),
-    "bandwidth_down": lambda link: Bandwidth(link, rate_kb=200),
-    "bandwidth_up": lambda link: Bandwidth(link, rate_kb=200, direction="up"),
-    "slow_close": lambda link: SlowClose(link, delay_ms=1500),
-    "limit_data_down": lambda link: LimitData(link, limit_bytes=4096),
-    "limit_data_up": lambda link: LimitData(link, limit_bytes=4096, direction="up"),
-}
+FAULTS = LINK_FAULTS
 
 
 @pytest.mark.parametrize("kind", list(FAULTS))
