@@ -265,3 +265,24 @@ def test_parse_metrics_reads_plain_and_labelled_samples() -> None:
         "loomcycle_goroutines": 42.0,
         'loomcycle_concurrency_active{replica="r1"}': 3.0,
     }
+
+
+async def test_streams_are_dealt_over_several_pools() -> None:
+    """One httpx pool makes opening n streams O(n^2) (encode/httpcore#1035): deal them out."""
+    from chaos.target.loomcycle.client import LoomcycleClient
+
+    client = LoomcycleClient("http://127.0.0.1:9", None, stream_pools=3)
+    try:
+        picked = {id(next(client._next_pool)) for _ in range(6)}
+        assert len(picked) == 3
+    finally:
+        await client.aclose()
+
+
+def test_stream_pools_must_be_positive() -> None:
+    import pytest
+
+    from chaos.target.loomcycle.client import LoomcycleClient
+
+    with pytest.raises(ValueError, match="stream_pools"):
+        LoomcycleClient("http://127.0.0.1:9", None, stream_pools=0)
