@@ -16,6 +16,7 @@ from chaos.faults.base import (
     injected,
     prove_effect,
     prove_heal,
+    self_test,
 )
 from chaos.faults.http_path import HttpPath
 from chaos.faults.link import (
@@ -94,4 +95,5 @@ __all__ = [
     "pg_probe",
     "prove_effect",
     "prove_heal",
+    "self_test",
 ]

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from chaos.history import History, Record
+from chaos.history import FaultWindow, History, Record
 from chaos.wait import WaitTimeout, eventually
 
 
@@ -213,3 +213,23 @@ async def injected(fault: Fault, history: History) -> AsyncIterator[Record]:
         yield record
     finally:
         await _shielded(_heal_and_prove(fault, history, record))
+
+
+async def self_test(fault: Fault, history: History) -> FaultWindow:
+    """A fault's full proof cycle, as every fault test and a gate's preflight run it.
+
+    Control first (the effect probe must say "no effect" on a healthy system,
+    or every later proof is vacuous), then :func:`injected` (effect proven,
+    effect still present inside the block, heal proven), and the one fault
+    window it left in ``history``.  Raises :class:`FaultNotProven` when the
+    control or the effect fails.
+    """
+    if await fault.effect_present():
+        raise FaultNotProven(f"control: {fault.name} on {fault.target} shows its effect already")
+    async with injected(fault, history) as record:
+        if not await fault.effect_present():
+            raise FaultNotProven(f"{fault.name} on {fault.target} stopped biting inside its block")
+    [window] = [
+        w for w in history.fault_windows() if w.start == record.mono and w.name == fault.name
+    ]
+    return window

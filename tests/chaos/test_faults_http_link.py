@@ -41,6 +41,7 @@ from chaos.faults import (
     LinkTarget,
     injected,
 )
+from chaos.faults.base import self_test
 from chaos.faults.catalogue import LINK_FAULTS
 from chaos.faults.http_path import HttpPath
 from chaos.history import History
@@ -227,13 +228,9 @@ FAULTS = LINK_FAULTS
 @pytest.mark.parametrize("kind", list(FAULTS))
 async def test_http_link_fault_effect_and_heal(hrig: HttpRig, kind: str) -> None:
     history = History()
-    fault = FAULTS[kind](hrig.link())
-    assert not await fault.effect_present(), "control: no effect on a healthy link"
-    async with injected(fault, history):
-        assert await fault.effect_present(), "the effect holds while the fault is in force"
+    window = await self_test(FAULTS[kind](hrig.link()), history)
     phases = [r.data["phase"] for r in history.records]
     assert phases == ["inject", "effect", "heal", "healed"]
-    [window] = history.fault_windows()
     assert window.name == "link:" + kind and window.target == "lb:r1"
     assert window.data["link"] == "lb:r1" and window.data["replica"] == "r1"
     await assert_clean(hrig)

@@ -23,6 +23,7 @@ from chaos.faults import (
     Stall,
     injected,
 )
+from chaos.faults.base import self_test
 from chaos.faults.catalogue import LINK_FAULTS
 from chaos.history import History
 
@@ -54,13 +55,9 @@ FAULTS = LINK_FAULTS
 @pytest.mark.parametrize("kind", list(FAULTS))
 async def test_link_fault_effect_and_heal(frig: Rig, kind: str) -> None:
     history = History()
-    fault = FAULTS[kind](pg_link(frig))
-    assert not await fault.effect_present(), "control: no effect on a healthy link"
-    async with injected(fault, history):
-        assert await fault.effect_present(), "the effect holds while the fault is in force"
+    window = await self_test(FAULTS[kind](pg_link(frig)), history)
     phases = [r.data["phase"] for r in history.records]
     assert phases == ["inject", "effect", "heal", "healed"]
-    [window] = history.fault_windows()
     assert window.name == "link:" + kind and window.target == "pg:r1"
     assert window.data["link"] == "pg:r1" and window.data["replica"] == "r1"
     await assert_clean(frig)

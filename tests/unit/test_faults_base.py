@@ -197,3 +197,27 @@ async def test_prove_helpers_for_state_machines() -> None:
         await prove_heal(fault, timeout=0.3)  # still broken: the heal proof must fail
     await fault.heal()
     assert await prove_heal(fault) >= 0
+
+
+async def test_self_test_returns_the_proven_window() -> None:
+    from chaos.faults import self_test
+
+    history = History()
+    window = await self_test(Switch(), history)
+    assert window.effect_proven and window.heal_proven and window.name == "switch"
+
+
+async def test_self_test_fails_when_the_control_already_shows_the_effect() -> None:
+    from chaos.faults import self_test
+
+    fault = Switch()
+    fault.broken = True  # the "healthy" system already looks broken: every proof would be vacuous
+    with pytest.raises(FaultNotProven, match="control"):
+        await self_test(fault, History())
+
+
+async def test_self_test_fails_when_the_effect_never_shows() -> None:
+    from chaos.faults import self_test
+
+    with pytest.raises(FaultNotProven):
+        await self_test(Switch(inject_works=False), History())
