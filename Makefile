@@ -3,7 +3,10 @@
 #   make test  - set up, the fast tier, then the chaos tier (minus slow/soak): what CI runs
 # Everything installs into .venv and the cache dir (~/.cache/loomchaos); a second run reuses both.
 
+SHELL  := /bin/bash
 PYTHON ?= python3
+# The module mirror beside this checkout, where there is one (scripts/goenv.sh).
+GOENV  := source scripts/goenv.sh &&
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
@@ -13,7 +16,7 @@ test:
 	bash scripts/test.sh
 
 run: venv
-	$(BIN)/loomchaos run
+	$(GOENV) $(BIN)/loomchaos run
 
 venv: $(BIN)/loomchaos
 
@@ -24,13 +27,13 @@ $(BIN)/loomchaos: pyproject.toml
 	touch $@
 
 setup: venv
-	$(BIN)/loomchaos setup
+	$(GOENV) $(BIN)/loomchaos setup
 
 fast: venv
 	$(BIN)/pytest
 
 chaos: setup
-	$(BIN)/pytest -m 'chaos and not slow and not soak' --durations=20
+	$(GOENV) $(BIN)/pytest -m 'chaos and not slow and not soak' --durations=20
 
 lint: venv
 	$(BIN)/ruff check chaos tests scripts conftest.py

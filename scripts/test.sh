@@ -4,6 +4,8 @@
 # (README: set-up <= 15 min, fast tier <= 2 min, chaos tier <= 50 min).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/goenv.sh
+source scripts/goenv.sh  # the module mirror beside this checkout, where there is one
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
@@ -18,9 +20,7 @@ phase() {  # phase NAME COMMAND... ; runs it, records its time, stops the script
   local rc=$?
   local took=$((SECONDS - start))
   SUMMARY+=("$(printf '%-12s %5ss  rc=%s' "$name" "$took" "$rc")")
-  if [ "$name" = "chaos-tier" ] && [ "$rc" -eq 5 ]; then
-    echo "!!! the chaos tier collected no test"; rc=0
-  fi
+  # pytest's 5 ("no tests collected") stays a failure: a tier that ran nothing proved nothing.
   if [ "$rc" -ne 0 ]; then
     report; echo "phase $name failed (rc=$rc)"; exit "$rc"
   fi

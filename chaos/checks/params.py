@@ -34,6 +34,13 @@ class CheckParams:
     cancel_ack_margin_s: float = 1.0
     #: How long after a run's handler returns its quota slot may still be held.
     quota_grace_s: float = 5.0
+    #: An acknowledged cancel may still end ``completed`` when the run's finish was already
+    #: under way: loomcycle sends ``done``, then decides the terminal status once
+    #: (``finishRunWithCancel``), and deregisters the cancel entry only after its database
+    #: writes, so a cancel in that gap is acked and changes nothing.  The client's ``done``
+    #: must then arrive no later than this after the ack; a run that still had work left
+    #: (``done`` seconds after the ack) stays a violation.
+    cancel_finish_window_s: float = 1.0
     #: Half-width of the instant a snapshot stands for (its queries take time).
     sample_slack_s: float = 0.5
     #: Tolerated difference between the suite's clock and the database's.

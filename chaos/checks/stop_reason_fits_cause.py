@@ -10,7 +10,10 @@ ran to the end on a live replica           completed / a provider stop reason
                                            its owner was killed
 cancel through the API                     cancelled / the caller's reason or
                                            ``cancelled by api``; an *acknowledged* cancel
-                                           makes this the only legal end
+                                           makes this the only legal end, unless the
+                                           client's ``done`` came within
+                                           ``cancel_finish_window_s`` of the ack (the
+                                           finish was under way: completed is legal too)
 owner killed, stopped, or frozen (or cut   failed / replica_died, or failed /
 from Postgres) past the stale threshold    owner_replica_dead when a cancel was sent
 client stream cut (suite, or an lb link)   cancelled / client disconnected (or parent run
@@ -168,6 +171,21 @@ def _fault_causes(ctx: CheckContext, row: RunRow, cancels: list[CancelCall]) -> 
     return causes
 
 
+def _ran_to_the_end(ctx: CheckContext) -> Callable[[RunRow], bool]:
+    reasons = set(ctx.params.completed_stop_reasons)
+    return lambda r: r.status == "completed" and r.stop_reason in reasons
+
+
+def _finish_under_way(
+    ctx: CheckContext, client: ClientRun | None, acked: list[CancelCall]
+) -> bool:
+    """The client got ``done`` no later than the finish window after an acked cancel returned."""
+    if client is None or not client.got_done or client.end is None:
+        return False
+    window = ctx.params.cancel_finish_window_s
+    return any(c.end is not None and client.end <= c.end + window for c in acked)
+
+
 def causes_for(
     ctx: CheckContext, row: RunRow, client: ClientRun | None, cancels: list[CancelCall]
 ) -> list[Cause]:
@@ -177,14 +195,17 @@ def causes_for(
     the_run = row.run_id in accepted_ids or len(ctx.final_by_agent.get(row.agent_id, [])) == 1
     acked = [c for c in cancels if c.classification == "acknowledged"]
     if acked and the_run:
-        # The owner wrote the cancel before acking: no other end is possible.
-        return _cancel_causes(ctx, row, acked)
+        # An ack means the owner fired the run's cancel; the end is cancelled, unless the
+        # run had already sent done and was finishing (loomcycle v1.59.0: the terminal
+        # status is decided once in finishRunWithCancel, server.go:7228-7274, and the
+        # cancel entry is deregistered only after the write, server.go:4009-4013).
+        causes = _cancel_causes(ctx, row, acked)
+        if _finish_under_way(ctx, client, acked):
+            causes.append(Cause("acked while its finish was under way", _ran_to_the_end(ctx)))
+        return causes
     causes: list[Cause] = []
     if not _owner_killed_before_end(ctx, row):
-        reasons = set(ctx.params.completed_stop_reasons)
-        causes.append(
-            Cause("ran to the end", lambda r: r.status == "completed" and r.stop_reason in reasons)
-        )
+        causes.append(Cause("ran to the end", _ran_to_the_end(ctx)))
     causes += _cancel_causes(ctx, row, cancels)
     causes += _fault_causes(ctx, row, cancels)
     if client is not None and (client.stream_broken or client.cut):

@@ -24,13 +24,20 @@ from chaos.scenario.convergence import OwnerAnswer
 from chaos.scenario.params import params_for
 from chaos.scenario.run import ScenarioRun
 from chaos.target.base import RunClient
+from chaos.target.loomcycle.adapter import QUOTA_RELEASE_LAG_S
 from chaos.target.loomcycle.audit import install_audit, read_audit, uninstall_audit
 from chaos.target.loomcycle.sql import LoomcycleStateReader
+from chaos.workload.gates import CapPolicy
 
 #: An owner that does not answer within this is reported as not serving (a frozen replica).
 OWNER_PROBE_TIMEOUT_S = 5.0
 #: Database calls at the edges (pool open, audit install/uninstall) must not hang a test.
 DB_SETUP_TIMEOUT_S = 20.0
+
+
+def gated_policy(per_user_cap: int) -> CapPolicy:
+    """The per-user gate for loomcycle: at the cap, allowing for its asynchronous slot release."""
+    return CapPolicy.gated(per_user_cap, release_lag_s=QUOTA_RELEASE_LAG_S)
 
 
 def _opt_str(value: Any) -> str | None:

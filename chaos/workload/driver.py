@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -169,8 +170,10 @@ class Driver:
     @property
     def run_bound_s(self) -> float:
         """The longest one run can take once it holds its slots (all attempts, backoff, poll)."""
-        retry = self.policy.retry
-        return retry.attempts * self.run_timeout_s + retry.worst_case_s() + self.poll_timeout_s
+        retry, lag = self.policy.retry, self.policy.lag_retry
+        attempts = retry.attempts + (lag.attempts - 1 if self.policy.release_lag_s > 0 else 0)
+        backoff = retry.worst_case_s() + (lag.worst_case_s() if self.policy.release_lag_s else 0)
+        return attempts * self.run_timeout_s + backoff + self.poll_timeout_s
 
     async def run(
         self,
@@ -218,14 +221,27 @@ class Driver:
     async def _run_with_retries(
         self, req: RunRequest, cut: CutPlan | None, tags: dict[str, Any]
     ) -> RunResult:
-        retry = self.policy.retry
-        for attempt in range(1, retry.attempts + 1):
+        retry, lag_retry = self.policy.retry, self.policy.lag_retry
+        attempt = lag_attempts = 0
+        while True:
+            attempt += 1
+            sent = time.monotonic()
             result = await self._attempt(req, attempt, cut, tags)
-            if result.end != "rejected" or not retry.should_retry(result.code, attempt):
+            if result.end != "rejected":
+                return result
+            lagging = self.policy.is_release_lag(
+                result.code,
+                self.users.released_since(req.user_id, sent - self.policy.release_lag_s),
+            )
+            if lagging and lag_retry.should_retry(result.code, lag_attempts + 1):
+                lag_attempts += 1
+                delay = lag_retry.delay(lag_attempts, self._rng)
+            elif retry.should_retry(result.code, attempt - lag_attempts):
+                delay = retry.delay(attempt - lag_attempts, self._rng)
+            else:
                 return result
             # Backoff between refused tries: pacing on purpose, not a wait for a condition.
-            await asyncio.sleep(retry.delay(attempt, self._rng))
-        raise AssertionError("unreachable: the last attempt always returns")  # pragma: no cover
+            await asyncio.sleep(delay)
 
     async def _attempt(
         self, req: RunRequest, attempt: int, cut: CutPlan | None, tags: dict[str, Any]

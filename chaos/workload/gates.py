@@ -8,6 +8,13 @@ Two gates bound what the driver asks of the target at once:
 * the **per-user gate** keeps each user at or under the target's
   ``max_concurrent_runs_per_user``, so a 429 ``per_user_quota_exhausted`` in a
   gated workload means the target leaked a quota slot, not that we asked too much.
+  One exception, measured on loomcycle: a slot is given back *asynchronously*
+  after the run's stream ends (a background goroutine with its own 5 s bound),
+  so a client that starts the next run the moment it sees ``done`` can be
+  refused for a slot that is still on its way back.  A refusal within
+  ``CapPolicy.release_lag_s`` of one of that user's runs ending is therefore
+  retried (bounded, recorded as its own attempt); a refusal with no recent
+  release, or one that outlasts the retries, stays a finding.
 
 Circuits start three runs that depend on each other (the editor waits for the
 researcher's message).  If those three took their slots one by one, a gate
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -83,6 +91,7 @@ class UserGate:
             raise ValueError(f"per-user cap must be >= 0, got {cap}")
         self.cap = cap
         self._gates: dict[str, SlotGate] = {}
+        self._last_release: dict[str, float] = {}
 
     @asynccontextmanager
     async def hold(self, user_id: str | None, n: int = 1) -> AsyncIterator[None]:
@@ -93,8 +102,17 @@ class UserGate:
         gate = self._gates.get(user_id)
         if gate is None:
             gate = self._gates[user_id] = SlotGate(self.cap, name=f"user {user_id}")
-        async with gate.hold(n):
-            yield
+        try:
+            async with gate.hold(n):
+                yield
+        finally:
+            self._last_release[user_id] = time.monotonic()
+
+    def released_since(self, user_id: str | None, since: float) -> bool:
+        """Whether one of ``user_id``'s slots was given back at or after ``since`` (monotonic)."""
+        if user_id is None:
+            return False
+        return self._last_release.get(user_id, float("-inf")) >= since
 
     def peak(self, user_id: str) -> int:
         gate = self._gates.get(user_id)
@@ -104,6 +122,7 @@ class UserGate:
         """Drop idle gates: each wave uses fresh user ids, so memory stays bounded."""
         for uid in [u for u, g in self._gates.items() if g.held == 0]:
             del self._gates[uid]
+            self._last_release.pop(uid, None)
 
 
 @dataclass(frozen=True)
@@ -152,10 +171,20 @@ class CapPolicy:
     per_user_cap: int = 0
     gate: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: How long after a slot is given back the target may still count it (0 = at once).
+    release_lag_s: float = 0.0
+    #: Retries of a gated refusal that falls inside ``release_lag_s`` of a release.
+    lag_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(attempts=6, base_s=0.1, max_s=1.0)
+    )
 
     @classmethod
-    def gated(cls, per_user_cap: int) -> CapPolicy:
-        return cls(per_user_cap=per_user_cap, gate=True)
+    def gated(cls, per_user_cap: int, *, release_lag_s: float = 0.0) -> CapPolicy:
+        return cls(per_user_cap=per_user_cap, gate=True, release_lag_s=release_lag_s)
+
+    def is_release_lag(self, code: str | None, released_recently: bool) -> bool:
+        """A gated quota refusal that a slot still on its way back explains."""
+        return self.gate and self.release_lag_s > 0 and code == QUOTA_CODE and released_recently
 
     @classmethod
     def send_anyway(cls, per_user_cap: int, retry: RetryPolicy | None = None) -> CapPolicy:

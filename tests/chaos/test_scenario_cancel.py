@@ -31,13 +31,13 @@ from chaos.scenario import (
     other_replicas,
     recorded_cancel,
 )
-from chaos.scenario.cluster_ports import lb_client, replica_clients, scenario_run
+from chaos.scenario.cluster_ports import gated_policy, lb_client, replica_clients, scenario_run
 from chaos.scenario.evidence import final_rows
 from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import load_requests, run_many, running_row
 from chaos.target.base import CancelResult, RunClient, RunRequest
 from chaos.verdict import Verdict
-from chaos.workload import CapPolicy, Driver, RunResult
+from chaos.workload import Driver, RunResult
 
 pytestmark = [
     pytest.mark.chaos,
@@ -57,7 +57,7 @@ async def started(
     url = cluster.lb_url if via == "lb" else cluster.replica_url(via)
     async with lb_client(cluster) if via == "lb" else _client(cluster, url) as client:
         driver = Driver(
-            client, history, via=via, policy=CapPolicy.gated(cluster.spec.max_runs_per_user)
+            client, history, via=via, policy=gated_policy(cluster.spec.max_runs_per_user)
         )
         task = asyncio.create_task(run_many(driver, reqs))
         try:

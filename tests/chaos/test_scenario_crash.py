@@ -24,7 +24,7 @@ from chaos.faults import FaultNotProven, injected
 from chaos.history import History
 from chaos.model import FAULT_KILL, FAULT_PAUSE, FAULT_STOP, RunRow
 from chaos.scenario import CRASH_SPEC, freeze_replica, kill_replica, rejoin, stop_replica
-from chaos.scenario.cluster_ports import lb_client, scenario_run
+from chaos.scenario.cluster_ports import gated_policy, lb_client, scenario_run
 from chaos.scenario.evidence import (
     final_rows,
     only_window,
@@ -36,7 +36,7 @@ from chaos.scenario.steps import load_requests, run_many
 from chaos.scenario.targets import reap_wait_s, survivors_list
 from chaos.verdict import Verdict
 from chaos.wait import WaitTimeout, eventually
-from chaos.workload import CapPolicy, Driver, RunResult
+from chaos.workload import Driver, RunResult
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
 
@@ -63,7 +63,7 @@ async def background_load(
             lb,
             history,
             via="lb",
-            policy=CapPolicy.gated(cluster.spec.max_runs_per_user),
+            policy=gated_policy(cluster.spec.max_runs_per_user),
             poll_timeout_s=15.0,
         )
         task = asyncio.create_task(run_many(driver, load_requests(prefix, label, RUNS, USERS)))

@@ -21,12 +21,12 @@ import pytest
 
 from chaos.history import History
 from chaos.scenario import SMOKE_SPEC, non_owner, recorded_cancel
-from chaos.scenario.cluster_ports import lb_client, replica_clients, scenario_run
+from chaos.scenario.cluster_ports import gated_policy, lb_client, replica_clients, scenario_run
 from chaos.scenario.evidence import final_rows, owners
 from chaos.scenario.steps import load_requests, run_many, running_row
 from chaos.target.base import RunRequest
 from chaos.verdict import Verdict
-from chaos.workload import CapPolicy, Driver
+from chaos.workload import Driver
 
 pytestmark = [
     pytest.mark.chaos,
@@ -56,7 +56,7 @@ async def test_smoke(
         lb_client(cluster) as lb,
         replica_clients(cluster) as replicas,
     ):
-        driver = Driver(lb, chaos_history, via="lb", policy=CapPolicy.gated(spec.max_runs_per_user))
+        driver = Driver(lb, chaos_history, via="lb", policy=gated_policy(spec.max_runs_per_user))
         async with asyncio.TaskGroup() as tg:
             results = tg.create_task(run_many(driver, load))
             cancelled = tg.create_task(driver.run(victim))

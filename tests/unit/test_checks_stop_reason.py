@@ -77,11 +77,29 @@ def test_acknowledged_cancel_allows_only_the_callers_reason(
     assert v.status is status, v
 
 
-def test_acknowledged_cancel_but_completed_row_fails() -> None:
+def test_acked_cancel_of_a_run_that_still_had_work_left_but_completed_fails() -> None:
     s = Scenario()
-    rid = s.run("t1-a", start=0.0, end=3.1)
+    rid = s.run("t1-a", start=0.0, end=6.0)  # done 3 s after the ack: it had work left
     s.cancel("t1-a", start=3.0, end=3.05)
-    assert _judge(s, s.row("t1-a", rid, completed=3.02)).status is Status.FAIL
+    v = _judge(s, s.row("t1-a", rid, completed=6.0))
+    assert v.status is Status.FAIL
+    assert "acked while its finish was under way" not in v.evidence["offenders"][0]["causes"]
+
+
+@pytest.mark.parametrize(
+    ("done_at", "status"),
+    [(2.9, Status.PASS), (3.1, Status.PASS), (4.04, Status.PASS), (4.1, Status.FAIL)],
+)
+def test_acked_cancel_may_end_completed_only_when_done_came_within_the_finish_window(
+    done_at: float, status: Status
+) -> None:
+    # loomcycle sends done, then decides the status once and deregisters the cancel
+    # entry after its writes: a cancel in that gap is acked and changes nothing.
+    s = Scenario()
+    rid = s.run("t1-a", start=0.0, end=done_at)
+    s.cancel("t1-a", start=3.0, end=3.05)
+    v = _judge(s, s.row("t1-a", rid, completed=done_at), cancel_finish_window_s=1.0)
+    assert v.status is status, v
 
 
 def test_owner_killed_allows_replica_died_but_not_a_later_completion() -> None:

@@ -8,12 +8,15 @@ import httpx
 
 from chaos.target.loomcycle.client import LoomcycleClient
 from chaos.target.loomcycle.contract import (
+    ContractProblem,
     TargetIdentity,
+    blocking,
     check_contract,
     check_health_body,
     check_stats_body,
     check_unknown_agent,
     missing_fields,
+    non_blocking,
     version_mismatch,
 )
 from chaos.target.loomcycle.sql import CONTRACT_COLUMNS
@@ -59,11 +62,26 @@ def test_unknown_agent() -> None:
     assert check_unknown_agent("W", 404, {"code": code}, code) == []
     assert check_unknown_agent("W", 404, {}, None) == []
     assert check_unknown_agent("W", 200, {"status": "running"}, code) == [
-        "W: HTTP 200 for an unknown agent id, expected 404"
+        ContractProblem("W: HTTP 200 for an unknown agent id, expected 404", blocking=True)
     ]
     assert check_unknown_agent("W", 404, {"code": "nope"}, code) == [
-        "W: code 'nope' for an unknown id, expected 'unknown_agent_id'"
+        ContractProblem("W: code 'nope' for an unknown id, expected 'unknown_agent_id'", False)
     ]
+
+
+# What loomcycle v1.59.0 really answers (server.go formats the id with %q inside a JSON string).
+V159_404 = '{"code":"unknown_agent_id","error":"no run found for agent_id "loomchaos-contract-1""}'
+
+
+def test_a_404_body_that_is_not_json_is_a_non_blocking_deviation() -> None:
+    problems = check_unknown_agent("W", 404, None, "unknown_agent_id", V159_404)
+    assert blocking(problems) == []
+    assert non_blocking(problems) == [f"W: the 404 body is not valid JSON: {V159_404!r}"]
+
+
+def test_a_200_for_an_unknown_id_blocks_whatever_the_body() -> None:
+    problems = check_unknown_agent("W", 200, None, "unknown_agent_id", "{}")
+    assert blocking(problems) == ["W: HTTP 200 for an unknown agent id, expected 404"]
 
 
 def test_version_mismatch() -> None:
@@ -86,7 +104,9 @@ class ColumnsDB:
         return None
 
 
-def target(health: dict[str, Any], agent_status: int) -> httpx.MockTransport:
+def target(
+    health: dict[str, Any], agent_status: int, agent_body: str | None = None
+) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/healthz":
@@ -96,6 +116,8 @@ def target(health: dict[str, Any], agent_status: int) -> httpx.MockTransport:
         if path.endswith("/cancel"):
             return httpx.Response(404, json={"code": "unknown_agent_id"})
         if path.startswith("/v1/agents/loomchaos-contract-"):
+            if agent_body is not None:
+                return httpx.Response(agent_status, text=agent_body)
             return httpx.Response(agent_status, json={"code": "unknown_agent_id"})
         return httpx.Response(500)
 
@@ -114,12 +136,24 @@ async def test_check_contract_reports_every_gap() -> None:
     health = {k: v for k, v in GOOD_HEALTH.items() if k != "replicas"}
     async with LoomcycleClient("http://r1", "t", transport=target(health, 200)) as client:
         problems = await check_contract(client, ColumnsDB(columns), expected_version="v1.60.0")
-    assert problems == [
+    assert blocking(problems) == [
         "GET /healthz: field replicas is missing",
-        "version: the adapter targets v1.60.0, the replica reports 'v1.59.0'",
         "GET /v1/agents/{id}: HTTP 200 for an unknown agent id, expected 404",
         "column runs.replica_id is missing",
     ]
+    assert non_blocking(problems) == [
+        "version: the adapter targets v1.60.0, the replica reports 'v1.59.0'"
+    ]
+
+
+async def test_the_real_malformed_404_lets_the_session_go_on() -> None:
+    db = ColumnsDB({t: set(c) for t, c in CONTRACT_COLUMNS.items()})
+    transport = target(GOOD_HEALTH, 404, agent_body=V159_404)
+    async with LoomcycleClient("http://r1", "t", transport=transport) as client:
+        problems = await check_contract(client, db, expected_version="v1.59.0")
+    assert blocking(problems) == []
+    assert len(non_blocking(problems)) == 1
+    assert "not valid JSON" in non_blocking(problems)[0]
 
 
 def test_identity_properties_are_flat_strings() -> None:

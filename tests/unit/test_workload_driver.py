@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 from collections.abc import Mapping
 from typing import Any
@@ -290,3 +291,51 @@ async def test_run_group_requires_one_user() -> None:
     driver, _ = make_driver(always(Script.done()))
     with pytest.raises(ValueError, match="one user"):
         await driver.run_group([req("a", "u1"), req("b", "u2")])
+
+
+async def test_a_gated_429_right_after_the_users_release_is_retried_as_release_lag() -> None:
+    # loomcycle gives a slot back in a background goroutine after the stream ends:
+    # the user's next run may be refused for a slot still on its way back.
+    refused = {"n": 0}
+
+    def script(r: RunRequest, attempt: int) -> Script:
+        if r.agent_id.endswith("second") and attempt < 3:
+            refused["n"] += 1
+            return Script.rejected(429, QUOTA)
+        return Script.done()
+
+    client = ScriptedRunClient(script=script)
+    policy = CapPolicy.gated(1, release_lag_s=5.0)
+    driver, _history = make_driver(client, policy=policy)
+
+    first = await driver.run(req("first"))
+    second = await driver.run(req("second"))
+
+    assert first.completed and second.completed and second.attempts == 3
+    assert refused["n"] == 2
+
+
+async def test_a_gated_429_with_no_recent_release_is_a_finding_not_retried() -> None:
+    client = always(Script.rejected(429, QUOTA))
+    driver, _history = make_driver(client, policy=CapPolicy.gated(4, release_lag_s=5.0))
+
+    result = await driver.run(req())
+
+    assert result.outcome == "fail" and result.code == QUOTA and result.attempts == 1
+
+
+async def test_release_lag_retries_are_bounded() -> None:
+    def script(r: RunRequest, attempt: int) -> Script:
+        return Script.rejected(429, QUOTA) if r.agent_id.endswith("second") else Script.done()
+
+    client = ScriptedRunClient(script=script)
+    policy = CapPolicy.gated(1, release_lag_s=5.0)
+    policy = dataclasses.replace(
+        policy, lag_retry=RetryPolicy(attempts=3, base_s=0.001, max_s=0.001)
+    )
+    driver, _ = make_driver(client, policy=policy)
+
+    await driver.run(req("first"))
+    second = await driver.run(req("second"))
+
+    assert second.outcome == "fail" and second.code == QUOTA and second.attempts == 3

@@ -16,6 +16,11 @@ VERSION = "v1.59.0"
 PUBLIC_IMAGE = f"denngubsky/loomcycle:{VERSION}"
 #: The Go module, for building the binary from source with `go install`.
 GO_MODULE = "github.com/denn-gubsky/loomcycle/cmd/loomcycle"
+#: In cluster mode a finished run's per-user slot is given back by a background
+#: goroutine with its own 5 s context (v1.59.0 internal/concurrency/semaphore.go:285-295,
+#: called at :366, :386, :419), after the stream has ended: a client can see ``done``
+#: and be refused for that slot for up to this long.
+QUOTA_RELEASE_LAG_S = 5.0
 
 
 def cluster_ready(health: Health, replica_ids: Iterable[str]) -> bool:

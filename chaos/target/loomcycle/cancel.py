@@ -58,7 +58,12 @@ def classify_cancel(
     if cancelled:
         return "acknowledged" if _acknowledges(reason, caller_reason) else "unknown"
     # cancelled=false from here on.
-    if status in TERMINAL:
+    if status in TERMINAL:  # the store fallback (single replica, or a DB error on the way)
+        return "already_terminal"
+    # Cluster mode, terminal row: CancelRemote answers {cancelled:false, reason:<the
+    # caller's reason>} with no status (loomcycle v1.59.0 internal/coord/
+    # cancel_coordinator.go:145-147); with no reason sent, the reason is omitted.
+    if status is None and _acknowledges(reason, caller_reason):
         return "already_terminal"
     # After an ack timeout the coordinator re-reads the row and, when the run
     # ended meanwhile, answers with the terminal status word as the reason.

@@ -262,6 +262,11 @@ class LoomcycleClient:
         resp = await self._http.get(path)
         return resp.status_code, _decode_json(resp.text)
 
+    async def get_text(self, path: str) -> tuple[int, str]:
+        """Any GET: the status and the body as text (for bodies that may not be JSON)."""
+        resp = await self._http.get(path)
+        return resp.status_code, resp.text
+
     async def health(self) -> Health:
         resp = await self._http.get("/healthz")
         resp.raise_for_status()

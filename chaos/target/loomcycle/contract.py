@@ -4,9 +4,15 @@ A chaos suite that reads a renamed column gets NULLs, and a NULL can pass an
 invariant: a missing ``completed_at`` looks like "still running", a missing
 ``active_count`` like "no slots held".  Before judging a release, the suite
 asks the target for every endpoint field and every column its checks read,
-and reports what is missing in plain lines.  An empty list means the
-contract holds; anything else should stop the session (the checks would be
-vacuous, not green).
+and reports what deviates in plain lines.  Deviations come in two kinds:
+
+* **blocking**: something a checker reads is missing or means something else
+  (a column, a field, a 404 that is not a 404).  The checkers' evidence would
+  be meaningless, so the session stops;
+* **non-blocking**: the target deviates from its own documentation in a way
+  no checker depends on (an error body that is not valid JSON, a version
+  other than the adapter's).  That is recorded as a finding with its
+  evidence, and the session goes on.
 
 The comparisons are pure functions (unit-tested on hand-made bodies);
 :func:`check_contract` only gathers the bodies and columns.
@@ -15,6 +21,7 @@ The comparisons are pure functions (unit-tested on hand-made bodies);
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,6 +34,25 @@ HEALTH_FIELDS = ("ok", "version", "replica_id", "replicas")
 REPLICA_FIELDS = ("id", "last_heartbeat_at")
 STATS_FIELDS = ("active", "queued")
 UNKNOWN_AGENT_CODE = "unknown_agent_id"
+
+
+@dataclass(frozen=True)
+class ContractProblem:
+    """One deviation: the plain line, and whether it makes the evidence meaningless."""
+
+    line: str
+    blocking: bool = True
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def blocking(problems: Iterable[ContractProblem]) -> list[str]:
+    return [p.line for p in problems if p.blocking]
+
+
+def non_blocking(problems: Iterable[ContractProblem]) -> list[str]:
+    return [p.line for p in problems if not p.blocking]
 
 
 def missing_fields(where: str, body: Any, fields: Iterable[str]) -> list[str]:
@@ -55,18 +81,31 @@ def check_stats_body(status: int, body: Any) -> list[str]:
     return missing_fields("GET /v1/_concurrency/stats", body, STATS_FIELDS)
 
 
-def check_unknown_agent(where: str, status: int, body: Any, code: str | None) -> list[str]:
+def check_unknown_agent(
+    where: str, status: int, body: Any, code: str | None, raw: str = ""
+) -> list[ContractProblem]:
     """An id that never ran must be a 404 (with ``code`` when one is promised).
 
-    The suite relies on this to tell "never admitted" from "admitted":
-    a 200 for a made-up id would make every status check meaningless.
+    The suite relies on the status to tell "never admitted" from "admitted":
+    a 200 for a made-up id would make every status check meaningless, so
+    that blocks.  The body's ``code`` is read by no checker: a body that is
+    not JSON (loomcycle v1.59.0 formats it with Go's ``%q`` inside a JSON
+    string) or carries another code is a non-blocking deviation.
     """
     if status != 404:
-        return [f"{where}: HTTP {status} for an unknown agent id, expected 404"]
+        return [ContractProblem(f"{where}: HTTP {status} for an unknown agent id, expected 404")]
     if code is None:
         return []
-    got = body.get("code") if isinstance(body, Mapping) else None
-    return [] if got == code else [f"{where}: code {got!r} for an unknown id, expected {code!r}"]
+    if not isinstance(body, Mapping):
+        return [
+            ContractProblem(
+                f"{where}: the 404 body is not valid JSON: {raw[:200]!r}", blocking=False
+            )
+        ]
+    got = body.get("code")
+    if got == code:
+        return []
+    return [ContractProblem(f"{where}: code {got!r} for an unknown id, expected {code!r}", False)]
 
 
 def version_mismatch(expected: str, reported: str | None) -> str | None:
@@ -78,33 +117,45 @@ def version_mismatch(expected: str, reported: str | None) -> str | None:
 
 async def check_contract(
     client: LoomcycleClient, pg: Queryable, *, expected_version: str | None = None
-) -> list[str]:
-    """Everything the suite relies on that the running target lacks (empty = fine).
+) -> list[ContractProblem]:
+    """Every deviation of the running target from what the suite relies on (empty = fine).
 
     Probes with a random agent id that cannot exist, so it starts no run
     and cancels nothing.
     """
     probe_id = f"loomchaos-contract-{secrets.token_hex(6)}"
-    out: list[str] = []
+    lines: list[str] = []
 
     status, body = await client.get_json("/healthz")
-    out += check_health_body(status, body)
+    lines += check_health_body(status, body)
+    out = [ContractProblem(line) for line in lines]
     if expected_version is not None and isinstance(body, Mapping):
+        # Another build than the adapter's is what a gate is for: say so, go on.
         line = version_mismatch(expected_version, body.get("version"))
         if line:
-            out.append(line)
+            out.append(ContractProblem(line, blocking=False))
 
     status, body = await client.get_json("/v1/_concurrency/stats")
-    out += check_stats_body(status, body)
+    out += [ContractProblem(line) for line in check_stats_body(status, body)]
 
-    status, body = await client.get_json(f"/v1/agents/{probe_id}")
-    out += check_unknown_agent("GET /v1/agents/{id}", status, body, UNKNOWN_AGENT_CODE)
+    status, raw = await client.get_text(f"/v1/agents/{probe_id}")
+    out += check_unknown_agent(
+        "GET /v1/agents/{id}", status, _json_or_none(raw), UNKNOWN_AGENT_CODE, raw
+    )
 
     cancel = await client.cancel(probe_id, "loomchaos contract probe")
     out += check_unknown_agent("POST /v1/agents/{id}/cancel", cancel.http_status, cancel.body, None)
 
-    out += missing_columns(await LoomcycleStateReader(pg).contract_columns())
+    columns = await LoomcycleStateReader(pg).contract_columns()
+    out += [ContractProblem(line) for line in missing_columns(columns)]
     return out
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
