@@ -74,6 +74,9 @@ class ClientRun:
     start: float
     end: float | None
     invoke_index: int
+    #: When the first stream frame arrived (mono): the target had admitted the run by then
+    #: (a queued or stuck POST has no response yet).  None when no frame was recorded.
+    admitted: float | None = None
 
     @property
     def accepted(self) -> bool:
@@ -143,7 +146,14 @@ def _client_run(inv: Record, done: Record | None) -> ClientRun:
         start=inv.mono,
         end=None if done is None else done.mono,
         invoke_index=inv.index,
+        admitted=_first_frame(events),
     )
+
+
+def _first_frame(events: Any) -> float | None:
+    times = [e.get("mono") for e in events if isinstance(e, dict)]
+    numbers = [float(t) for t in times if isinstance(t, int | float)]
+    return min(numbers) if numbers else None
 
 
 def _cancel_call(inv: Record, done: Record | None) -> CancelCall:

@@ -6,9 +6,13 @@ for a dead owner).  The suite cannot see the instant a slot is taken or given
 back, only the client's view of each run, so each sample at time t is judged
 against two bounds:
 
-- lower: runs that were surely holding a slot, i.e. open (client invoke to
-  client completion) over the whole window [t - slack, t + slack] around the
-  sample (slack covers the snapshot's own duration and request transit);
+- lower: runs that were surely holding a slot, i.e. admitted (the first
+  stream frame arrived: loomcycle sends headers only after admission) and not
+  yet completed on the client over the whole window [t - slack, t + slack]
+  around the sample (slack covers the snapshot's own duration and request
+  transit).  A POST still in flight holds nothing: measured on the real
+  target, a request that nginx routed to a killed replica waited ~60 s for it
+  to come back before it was admitted;
 - upper: runs that may have held one, i.e. open at any moment in
   [t - grace, t + slack], where a run stays open until the later of the
   client's completion and the database ending it (a killed owner's runs hold
@@ -68,10 +72,10 @@ def _intervals(ctx: CheckContext) -> list[_Interval]:
     for run in ctx.client_runs:
         if run.user_id is None or not ctx.in_scope(run.user_id):
             continue
-        # Surely held only by runs the target admitted (finished, or agent event seen).
-        if run.accepted:
+        # Surely held only from the moment the target is known to have admitted the run.
+        if run.accepted and run.admitted is not None:
             end = _INF if run.end is None else run.end
-            lo, hi = run.start + slack, end - slack
+            lo, hi = run.admitted + slack, end - slack
             if lo <= hi:
                 out.append(_Interval(run.user_id, lo, hi, "lower"))
         # A rejected run may still have held a slot briefly (backpressure gives it back).

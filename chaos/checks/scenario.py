@@ -61,6 +61,7 @@ class Scenario:
         stop_reason: str | None = "end_turn",
         events: Iterable[str] | None = None,
         circuit: str | None = None,
+        admitted: float | None = None,
         **extra: Any,
     ) -> str | None:
         """A ``start_run`` invoke and (unless ``end`` is None) its completion; the run id."""
@@ -79,7 +80,9 @@ class Scenario:
             data["replica_id"] = replica_id
             if events is None:
                 events = ["session", "agent", "done"] if outcome == "ok" else ["session", "agent"]
-            data["events"] = [{"type": e, "mono": start} for e in events]
+            # Frames arrive once the target admitted the run (at start unless told).
+            first = start if admitted is None else admitted
+            data["events"] = [{"type": e, "mono": first} for e in events]
             if outcome == "ok" and stop_reason is not None and "error" not in events:
                 data["stop_reason"] = stop_reason
         self.at(end).history.complete(inv, outcome, **data)

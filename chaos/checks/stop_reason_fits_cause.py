@@ -176,9 +176,7 @@ def _ran_to_the_end(ctx: CheckContext) -> Callable[[RunRow], bool]:
     return lambda r: r.status == "completed" and r.stop_reason in reasons
 
 
-def _finish_under_way(
-    ctx: CheckContext, client: ClientRun | None, acked: list[CancelCall]
-) -> bool:
+def _finish_under_way(ctx: CheckContext, client: ClientRun | None, acked: list[CancelCall]) -> bool:
     """The client got ``done`` no later than the finish window after an acked cancel returned."""
     if client is None or not client.got_done or client.end is None:
         return False

@@ -117,6 +117,24 @@ def test_quota_lower_bound_edge(a_end: float, status: Status) -> None:
         assert set(bad["runs_near"]) == {"t1-a", "t1-b"}
 
 
+@pytest.mark.parametrize(("admitted", "status"), [(9.4, Status.FAIL), (9.6, Status.PASS)])
+def test_quota_lower_bound_starts_at_admission_not_at_the_post(
+    admitted: float, status: Status
+) -> None:
+    """A POST stuck in transit (nginx waiting on a killed replica) holds no slot yet.
+
+    Run b's first frame arrives at ``admitted``: it is surely holding a slot over
+    [9.5, 10.5] only if it was admitted by 9.5.
+    """
+    s = Scenario(PARAMS)
+    s.run("t1-a", start=0.0, end=20.0, user_id="t1-u", run_id="r_t1-a")
+    s.run("t1-b", start=0.0, end=20.0, user_id="t1-u", run_id="r_t1-b", admitted=admitted)
+    s.snapshot(10.0, quotas={"t1-u": 1})
+    _final(s, 20.0)
+    v = no_quota_leaks.check(s.context())
+    assert v.status is status, v
+
+
 @pytest.mark.parametrize(("sample", "status"), [(15.1, Status.FAIL), (14.9, Status.PASS)])
 def test_quota_upper_bound_edge(sample: float, status: Status) -> None:
     """Both runs ended at 10; a slot may be held until 10 + 5 s grace, not later."""

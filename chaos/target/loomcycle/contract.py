@@ -36,6 +36,10 @@ STATS_FIELDS = ("active", "queued")
 UNKNOWN_AGENT_CODE = "unknown_agent_id"
 
 
+class ContractDeviation(AssertionError):
+    """The target deviates from its documented wire contract (the invariant's exception)."""
+
+
 @dataclass(frozen=True)
 class ContractProblem:
     """One deviation: the plain line, and whether it makes the evidence meaningless."""
@@ -140,7 +144,7 @@ async def check_contract(
 
     status, raw = await client.get_text(f"/v1/agents/{probe_id}")
     out += check_unknown_agent(
-        "GET /v1/agents/{id}", status, _json_or_none(raw), UNKNOWN_AGENT_CODE, raw
+        "GET /v1/agents/{id}", status, json_or_none(raw), UNKNOWN_AGENT_CODE, raw
     )
 
     cancel = await client.cancel(probe_id, "loomchaos contract probe")
@@ -151,7 +155,7 @@ async def check_contract(
     return out
 
 
-def _json_or_none(text: str) -> Any:
+def json_or_none(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:

@@ -1,0 +1,79 @@
+"""Finding LC-002, reduced: a graceful stop abandons runs longer than its 5 s drain.
+
+Three ~10 s runs are started directly on one replica for one user; the
+replica gets SIGTERM while they run and is started again under the same id.
+loomcycle drains HTTP for at most 5 s, then exits without a terminal write;
+its row was deleted first, so the dead-replica sweeper never looks at those
+runs, and the per-run heartbeat sweeper gives no quota back.  After the
+documented reap bound the runs are still ``running`` with nobody serving
+them and the user's slots are still taken.
+
+Deterministic: every run longer than the drain is abandoned (hit in every
+run so far; see docs/findings/LC-002.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from chaos.checks import no_quota_leaks, no_zombies
+from chaos.faults import injected
+from chaos.findings import known_finding
+from chaos.history import History
+from chaos.scenario import CRASH_SPEC, rejoin, stop_replica
+from chaos.scenario.cluster_ports import gated_policy, scenario_run
+from chaos.scenario.steps import load_requests, run_many
+from chaos.target.base import RunClient
+from chaos.verdict import InvariantViolation, assert_verdicts
+from chaos.workload import Driver
+
+pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
+
+#: More than one, fewer than the per-user cap (4): every run holds a slot at once.
+RUNS = 3
+
+
+@known_finding("LC-002", raises=InvariantViolation)
+async def test_graceful_stop_gives_back_the_runs_and_slots_it_abandons(
+    chaos_cluster_for: Callable[..., Awaitable[Any]],
+    chaos_history: History,
+    chaos_prefix: str,
+    chaos_rng: random.Random,
+    chaos_seed: int,
+) -> None:
+    cluster = await chaos_cluster_for(CRASH_SPEC)
+    victim = cluster.replica_ids[chaos_rng.randrange(len(cluster.replica_ids))]
+    reqs = load_requests(chaos_prefix, "lc002", RUNS, 1)
+    async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
+        client: RunClient = cluster.adapter.client(cluster.replica_url(victim))
+        try:
+            driver = Driver(
+                client,
+                chaos_history,
+                via=victim,
+                policy=gated_policy(CRASH_SPEC.max_runs_per_user),
+                poll_timeout_s=5.0,
+            )
+            load = asyncio.create_task(run_many(driver, reqs))
+            await run.wait_for(
+                lambda s: (
+                    sum(r.status == "running" and r.replica_id == victim for r in s.runs) >= RUNS
+                ),
+                what=f"{RUNS} runs running on {victim}",
+                timeout=30,
+            )
+            async with injected(await stop_replica(cluster, victim), chaos_history):
+                pass
+            await asyncio.gather(load, return_exceptions=True)
+        finally:
+            await client.aclose()
+        await rejoin(cluster, victim)
+        await run.converge()
+
+    ctx = run.context()
+    assert_verdicts([no_zombies.check(ctx), no_quota_leaks.check(ctx)], seed=chaos_seed)
