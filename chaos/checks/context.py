@@ -77,6 +77,20 @@ class ClientRun:
     #: When the first stream frame arrived (mono): the target had admitted the run by then
     #: (a queued or stuck POST has no response yet).  None when no frame was recorded.
     admitted: float | None = None
+    #: The HTTP status of a refused start (``outcome == "fail"``), when there was one.
+    http_status: int | None = None
+
+    @property
+    def maybe_admitted(self) -> bool:
+        """Refused with a 5xx that carries no target code: the load balancer's own answer
+        (502/504 when the replica died mid-request) or a server error.  The target may have
+        taken a quota slot and written the run's row before the answer was lost."""
+        return (
+            self.outcome == "fail"
+            and self.code is None
+            and self.http_status is not None
+            and self.http_status >= 500
+        )
 
     @property
     def accepted(self) -> bool:
@@ -147,7 +161,12 @@ def _client_run(inv: Record, done: Record | None) -> ClientRun:
         end=None if done is None else done.mono,
         invoke_index=inv.index,
         admitted=_first_frame(events),
+        http_status=_opt_int(data.get("status")) if outcome == "fail" else None,
     )
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _first_frame(events: Any) -> float | None:

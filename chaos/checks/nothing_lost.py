@@ -4,7 +4,9 @@ Every run the driver saw accepted (its stream finished, or its ``agent`` event
 with a run id arrived) must exist in the final snapshot; every run in the
 final snapshot under the test prefix must belong to an agent id the driver
 started, and carry a run id the driver was told, unless the driver started
-that agent id without learning its run id (stream cut early) or hit a 409
+that agent id without learning its run id (stream cut early, or refused with
+a 5xx that carries no target code: a load balancer's 502 when the replica
+died mid-admission, after it had written the row) or hit a 409
 ``agent_id_in_use`` on it (a collision writes its own failed row).
 """
 
@@ -48,7 +50,7 @@ def _phantoms(ctx: CheckContext) -> list[dict[str, Any]]:
         known_ids = {c.run_id for c in clients if c.run_id is not None}
         explained = (
             row.run_id in known_ids
-            or any(c.run_id is None and c.outcome != "fail" for c in clients)
+            or any(c.run_id is None and (c.outcome != "fail" or c.maybe_admitted) for c in clients)
             or any(c.code == "agent_id_in_use" for c in clients)
         )
         if not explained:

@@ -192,16 +192,17 @@ def causes_for(
     accepted_ids = {c.run_id for c in clients if c.run_id is not None}
     the_run = row.run_id in accepted_ids or len(ctx.final_by_agent.get(row.agent_id, [])) == 1
     acked = [c for c in cancels if c.classification == "acknowledged"]
+    causes: list[Cause]
     if acked and the_run:
         # An ack means the owner fired the run's cancel; the end is cancelled, unless the
         # run had already sent done and was finishing (loomcycle v1.59.0: the terminal
-        # status is decided once in finishRunWithCancel, server.go:7228-7274, and the
-        # cancel entry is deregistered only after the write, server.go:4009-4013).
+        # status is decided once in finishRunWithCancel, server.go:7229-7276, and the
+        # cancel entry is deregistered only after the write, server.go:4009-4013 and 4288).
         causes = _cancel_causes(ctx, row, acked)
         if _finish_under_way(ctx, client, acked):
             causes.append(Cause("acked while its finish was under way", _ran_to_the_end(ctx)))
         return causes
-    causes: list[Cause] = []
+    causes = []
     if not _owner_killed_before_end(ctx, row):
         causes.append(Cause("ran to the end", _ran_to_the_end(ctx)))
     causes += _cancel_causes(ctx, row, cancels)

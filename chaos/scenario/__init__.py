@@ -15,7 +15,13 @@ from chaos.scenario.cluster_ports import LoomcyclePorts, lb_client, replica_clie
 from chaos.scenario.convergence import OwnerAnswer, convergence_budget, unsettled
 from chaos.scenario.params import params_for
 from chaos.scenario.run import Convergence, ScenarioPorts, ScenarioRun
-from chaos.scenario.specs import CANCEL_SPEC, CRASH_SPEC, SMOKE_SPEC
+from chaos.scenario.specs import (
+    CANCEL_SPEC,
+    CRASH_SPEC,
+    PROVIDER_STORM_SPEC,
+    QUEUEING_SPEC,
+    SMOKE_SPEC,
+)
 from chaos.scenario.targets import (
     ProbeInconclusive,
     freeze_replica,
@@ -27,6 +33,8 @@ from chaos.scenario.targets import (
 __all__ = [
     "CANCEL_SPEC",
     "CRASH_SPEC",
+    "PROVIDER_STORM_SPEC",
+    "QUEUEING_SPEC",
     "SMOKE_SPEC",
     "Convergence",
     "LoomcyclePorts",

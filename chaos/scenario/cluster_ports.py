@@ -23,16 +23,28 @@ from chaos.scenario.base import ScenarioCluster, client_for, describe_error
 from chaos.scenario.convergence import OwnerAnswer
 from chaos.scenario.params import params_for
 from chaos.scenario.run import ScenarioRun
-from chaos.target.base import RunClient
+from chaos.scenario.steps import run_many
+from chaos.target.base import RunClient, RunRequest
 from chaos.target.loomcycle.adapter import QUOTA_RELEASE_LAG_S
 from chaos.target.loomcycle.audit import install_audit, read_audit, uninstall_audit
 from chaos.target.loomcycle.sql import LoomcycleStateReader
+from chaos.workload.driver import Driver, RunResult
 from chaos.workload.gates import CapPolicy
 
 #: An owner that does not answer within this is reported as not serving (a frozen replica).
 OWNER_PROBE_TIMEOUT_S = 5.0
 #: Database calls at the edges (pool open, audit install/uninstall) must not hang a test.
 DB_SETUP_TIMEOUT_S = 20.0
+
+
+async def served_by(cluster: ScenarioCluster, prefix: str) -> dict[tuple[str, str], int]:
+    """``{(provider, status): runs}`` of the prefix: which provider carried each run."""
+    async with asyncio.timeout(DB_SETUP_TIMEOUT_S):
+        conn = await asyncpg.connect(cluster.pg_dsn)
+    try:
+        return await LoomcycleStateReader(conn).provider_counts(prefix)
+    finally:
+        await conn.close()
 
 
 def gated_policy(per_user_cap: int) -> CapPolicy:
@@ -155,6 +167,39 @@ async def replica_clients(cluster: ScenarioCluster) -> AsyncIterator[Mapping[str
         yield clients
     finally:
         await asyncio.gather(*(c.aclose() for c in clients.values()), return_exceptions=True)
+
+
+@asynccontextmanager
+async def started_runs(
+    cluster: ScenarioCluster,
+    history: History,
+    reqs: Sequence[RunRequest],
+    *,
+    via: str = "lb",
+    poll_timeout_s: float = 30.0,
+) -> AsyncIterator[asyncio.Task[list[RunResult]]]:
+    """Runs started in the background, under the per-user gate, through the load balancer
+    (``via="lb"``) or straight to one replica; awaited (or cancelled) on the way out."""
+    url = cluster.lb_url if via == "lb" else cluster.replica_url(via)
+    client = client_for(cluster, url)
+    try:
+        driver = Driver(
+            client,
+            history,
+            via=via,
+            policy=gated_policy(cluster.spec.max_runs_per_user),
+            poll_timeout_s=poll_timeout_s,
+        )
+        task = asyncio.create_task(run_many(driver, reqs))
+        try:
+            yield task
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await client.aclose()
 
 
 @asynccontextmanager

@@ -26,3 +26,16 @@ CANCEL_SPEC = SMOKE_SPEC.with_(mock=MockProvider(latency_ms=6_000, jitter_ms=500
 #: Crashes: runs of ~10 s, so the victim surely owns running runs when it is
 #: killed, stopped or frozen; crash timers (stale 60 s + sweep 5 s) bound the reap.
 CRASH_SPEC = SMOKE_SPEC.with_(mock=MockProvider(latency_ms=10_000, jitter_ms=1_000))
+
+#: The provider storm with the fallback tier: half of the mock's calls answer 429, every
+#: agent may fall back to mock-stable (which never injects).  Runs of ~1 s: the storm is
+#: about errors, not about long runs.  Half, not the write-up's 15 %: a run falls back only
+#: after its same-provider retries also failed (retry_attempts 2), so at 15 % a fallback
+#: is rare (0.15^3 per call) and 60 runs could show none; at 50 % one run in eight does.
+PROVIDER_STORM_SPEC = SMOKE_SPEC.with_(
+    mock=MockProvider(latency_ms=1_000, jitter_ms=200, rate_429=0.5, fallback=True)
+)
+
+#: One run at a time per replica, so further runs queue inside the replica (their
+#: POSTs hold a quota slot in user_quotas, but no run row yet); crash timers.
+QUEUEING_SPEC = CRASH_SPEC.with_(max_concurrent_runs=1)

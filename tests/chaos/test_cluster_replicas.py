@@ -2,8 +2,7 @@
 
 Two targets:
 
-* ``loomcycle`` itself, which skips here (its image cannot be built on this
-  machine; see the common brief) and runs wherever the provisioning made one;
+* ``loomcycle`` itself, built by the provisioning (a missing target fails);
 * an "echo" target: plain nginx replicas that serve their own id.  It is not a
   stand-in for loomcycle (no runs, no database, no cluster logic); it is a
   test double of the *adapter protocol*, so the Cluster's own replica code

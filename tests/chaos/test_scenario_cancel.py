@@ -5,8 +5,6 @@ Every cancel is a recorded operation (``cancel``), classified by the target
 adapter; the checkers judge classes (cancel_classification), ack times
 (bounded_recovery) and that each run's end fits its cancels
 (stop_reason_fits_cause).  Runs last ~6 s (CANCEL_SPEC).
-
-Skips here: loomcycle cannot be installed on this machine (see the README).
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -31,13 +28,12 @@ from chaos.scenario import (
     other_replicas,
     recorded_cancel,
 )
-from chaos.scenario.cluster_ports import gated_policy, lb_client, replica_clients, scenario_run
+from chaos.scenario.cluster_ports import replica_clients, scenario_run, started_runs
 from chaos.scenario.evidence import final_rows
 from chaos.scenario.run import ScenarioRun
-from chaos.scenario.steps import load_requests, run_many, running_row
+from chaos.scenario.steps import load_requests, running_row
 from chaos.target.base import CancelResult, RunClient, RunRequest
 from chaos.verdict import Verdict
-from chaos.workload import Driver, RunResult
 
 pytestmark = [
     pytest.mark.chaos,
@@ -51,35 +47,6 @@ ALL_CANCELLED = ["no_silent_regressions"]
 
 #: Classes a cancel of a run that may end meanwhile can legitimately get from a healthy cluster.
 RACE_CLASSES = frozenset({"acknowledged", "already_terminal"})
-
-
-@asynccontextmanager
-async def started(
-    cluster: Any, history: History, reqs: Sequence[RunRequest], via: str = "lb"
-) -> AsyncIterator[asyncio.Task[list[RunResult]]]:
-    """Runs started through the LB (or one replica) in the background; awaited on the way out."""
-    url = cluster.lb_url if via == "lb" else cluster.replica_url(via)
-    async with lb_client(cluster) if via == "lb" else _client(cluster, url) as client:
-        driver = Driver(
-            client, history, via=via, policy=gated_policy(cluster.spec.max_runs_per_user)
-        )
-        task = asyncio.create_task(run_many(driver, reqs))
-        try:
-            yield task
-            await task
-        finally:
-            if not task.done():
-                task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
-@asynccontextmanager
-async def _client(cluster: Any, url: str) -> AsyncIterator[RunClient]:
-    client: RunClient = cluster.adapter.client(url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def all_running(run: ScenarioRun, reqs: Sequence[RunRequest]) -> dict[str, RunRow]:
@@ -127,7 +94,7 @@ async def test_cancel_through_a_non_owner_is_acknowledged(
         ) as run,
         replica_clients(cluster) as clients,
     ):
-        async with started(cluster, chaos_history, reqs):
+        async with started_runs(cluster, chaos_history, reqs):
             rows = await all_running(run, reqs)
             results = [
                 await cancel_via_non_owner(chaos_history, clients, row, chaos_rng, reason)
@@ -159,7 +126,7 @@ async def test_cancel_while_the_owner_is_frozen(
         scenario_run(cluster, chaos_history, chaos_prefix) as run,
         replica_clients(cluster) as clients,
     ):
-        async with started(cluster, chaos_history, frozen_req, via=owner):
+        async with started_runs(cluster, chaos_history, frozen_req, via=owner):
             (row,) = (await all_running(run, frozen_req)).values()
             async with injected(await freeze_replica(cluster, owner), chaos_history):
                 unreachable = await recorded_cancel(
@@ -169,7 +136,7 @@ async def test_cancel_while_the_owner_is_frozen(
                     via=asker,
                     reason="to a frozen owner",
                 )
-        async with started(cluster, chaos_history, control_req, via=asker):
+        async with started_runs(cluster, chaos_history, control_req, via=asker):
             (control,) = (await all_running(run, control_req)).values()
             acked = await recorded_cancel(
                 chaos_history, clients[third], control.agent_id, via=third, reason="control"
@@ -195,7 +162,7 @@ async def test_the_same_run_cancelled_from_two_replicas_at_once(
         scenario_run(cluster, chaos_history, chaos_prefix) as run,
         replica_clients(cluster) as clients,
     ):
-        async with started(cluster, chaos_history, reqs):
+        async with started_runs(cluster, chaos_history, reqs):
             rows = await all_running(run, reqs)
             answers: dict[str, list[CancelResult | None]] = {}
             for agent_id, row in rows.items():
@@ -239,7 +206,7 @@ async def test_cancel_racing_completion(
         scenario_run(cluster, chaos_history, chaos_prefix) as run,
         replica_clients(cluster) as clients,
     ):
-        async with started(cluster, chaos_history, reqs):
+        async with started_runs(cluster, chaos_history, reqs):
             rows = await all_running(run, reqs)
             wall_minus_mono = time.time() - time.monotonic()
 
@@ -280,7 +247,7 @@ async def test_bounded_cancel_storm(
         scenario_run(cluster, chaos_history, chaos_prefix, ack_p99_bound_s=ack_bound) as run,
         replica_clients(cluster) as clients,
     ):
-        async with started(cluster, chaos_history, reqs) as load:
+        async with started_runs(cluster, chaos_history, reqs) as load:
             canceller = StormCanceller(chaos_history, run.peek, clients, chaos_rng)
             storm = CancelStorm("cluster", canceller, interval_s=0.2, max_cancels=60)
             chaos_history.note("cancel_storm", phase="start", **storm.describe())

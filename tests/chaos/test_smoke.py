@@ -6,8 +6,6 @@ cancelled through a replica that does not own it: acknowledged, and it ends
 ``cancelled`` with the reason given.  Afterwards user_quotas sums to 0 and
 every invariant passes with evidence (none is allowed to be vacuous: this
 scenario produces ends, samples under load, an audit log and a healthy ack).
-
-Skips here: loomcycle cannot be installed on this machine (see the README).
 """
 
 from __future__ import annotations

@@ -138,6 +138,28 @@ def test_a_database_run_the_driver_never_saw_fails(agent: str, run_id: str, why:
     assert v.evidence["phantoms"][0]["run_id"] == run_id and why in v.evidence["phantoms"][0]["why"]
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "verdict"),
+    [
+        (502, None, Status.PASS),  # the LB's answer: the replica died mid-admission
+        (500, None, Status.PASS),  # a server error with no code: the row may exist
+        (429, "per_user_quota_exhausted", Status.FAIL),  # the target refused: no row
+        (503, "runtime_paused", Status.FAIL),  # the target's own coded refusal
+    ],
+)
+def test_a_row_behind_a_codeless_5xx_is_no_phantom(
+    status: int, code: str | None, verdict: Status
+) -> None:
+    s = Scenario()
+    rid = s.run("t1-a", start=0.0, end=2.0)
+    s.run("t1-b", start=0.0, end=0.3, outcome="fail", status=status, code=code)
+    reaped = s.row(
+        "t1-b", "r_b", status="failed", stop_reason="replica_died", error="x", completed=60.0
+    )
+    s.snapshot(70.0, [s.row("t1-a", rid, completed=2.0), reaped])
+    assert nothing_lost.check(s.context()).status is verdict
+
+
 def test_nothing_lost_is_vacuous_without_snapshot_or_accepted_runs() -> None:
     s = Scenario()
     s.run("t1-b", start=0.0, end=0.1, outcome="fail", status=429, code="backpressure")

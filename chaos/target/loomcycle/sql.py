@@ -37,11 +37,12 @@ CONTRACT_COLUMNS: Mapping[str, frozenset[str]] = {
             "completed_at",
             "last_heartbeat_at",
             "parent_run_id",
+            "provider",
         }
     ),
     "replicas": frozenset({"id", "hostname", "started_at", "last_heartbeat_at", "version"}),
     "user_quotas": frozenset({"tenant_id", "user_id", "active_count"}),
-    "events": frozenset({"seq", "run_id", "type", "payload"}),
+    "events": frozenset({"seq", "run_id", "type", "payload", "ts"}),
     "runtime_state": frozenset({"id", "state"}),
 }
 
@@ -111,6 +112,15 @@ GROUP BY user_id ORDER BY user_id
 EVENTS_SQL = f"""
 SELECT seq, type, payload, {_epoch("ts")}
 FROM events WHERE run_id = $1 ORDER BY seq
+"""
+
+# runs.provider is the provider that served a run's last successful call
+# (migration 0027): ``mock-stable`` there means the fallback carried the run.
+PROVIDERS_SQL = """
+SELECT COALESCE(NULLIF(provider, ''), '(none)') AS provider, status, count(*)::bigint AS n
+FROM runs
+WHERE agent_id LIKE $1 ESCAPE '\\' OR user_id LIKE $1 ESCAPE '\\'
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 
 COLUMNS_SQL = """
@@ -207,6 +217,11 @@ class LoomcycleStateReader:
         """Slots held by the prefix's users across the cluster (0 when none)."""
         return sum(q.active_count for q in await self.quotas(prefix))
 
+    async def provider_counts(self, prefix: str) -> dict[tuple[str, str], int]:
+        """``{(provider, status): runs}`` of the prefix: who served each run, how it ended."""
+        rows = await self._db.fetch(PROVIDERS_SQL, like_prefix(prefix))
+        return {(str(r["provider"]), str(r["status"])): int(r["n"]) for r in rows}
+
     async def runtime_state(self) -> str | None:
         """``running``/``paused`` from the singleton row; None before migration."""
         value = await self._db.fetchval("SELECT state FROM runtime_state WHERE id = 'singleton'")
@@ -216,7 +231,14 @@ class LoomcycleStateReader:
         return [event_from(r) for r in await self._db.fetch(EVENTS_SQL, run_id)]
 
     async def db_clock(self) -> float:
-        """The database's wall clock (epoch s), the clock every stored time uses."""
+        """The database's wall clock (epoch s).
+
+        Not every stored time uses it: in loomcycle v1.59.0 a run's ``started_at``,
+        a normal ``completed_at``, ``last_heartbeat_at`` and the sweepers' cutoffs come
+        from the replica's clock (Go ``time.Now()``); a reaped run's ``completed_at``
+        and the ``replicas`` heartbeats use the database's ``now()``.  In one Docker
+        host both clocks are the host's; ``CheckParams.clock_slack_s`` covers the rest.
+        """
         return float(
             await self._db.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
         )
@@ -251,11 +273,18 @@ class LoomcycleStateReader:
                 yield self._db
 
     async def snapshot(self, prefix: str) -> Snapshot:
-        """Runs, replicas and the prefix's quotas as of one database instant."""
-        mono, wall = time.monotonic(), time.time()
+        """Runs, replicas and the prefix's quotas as of one database instant.
+
+        A REPEATABLE READ transaction takes its snapshot at its first query, not
+        at BEGIN (and the pool acquire before it can wait): the instant is the
+        middle of that first query, stamped around it.
+        """
         async with self._consistent() as conn:
             reader = LoomcycleStateReader(conn)
+            mono0, wall0 = time.monotonic(), time.time()
             runs = await reader.runs(prefix)
+            mono1, wall1 = time.monotonic(), time.time()
+            mono, wall = (mono0 + mono1) / 2, (wall0 + wall1) / 2
             replicas = await reader.replicas()
             quotas = await reader.quotas(prefix)
         return Snapshot(
