@@ -20,15 +20,14 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from chaos.history import History
 from chaos.labels import new_session_id, test_prefix
+from chaos.record.history import History
 from chaos.verdict import InvariantViolation, Verdict, assert_verdicts, verdict_table
 
 DEFAULT_CHAOS_TIMEOUT_S = 600
@@ -152,6 +151,11 @@ def pytest_runtest_makereport(
     return report
 
 
+def report_failed(node: pytest.Item) -> bool:
+    """Whether any phase (setup, call, teardown) of this test has failed so far."""
+    return any(r.failed for r in node.stash.get(_REPORT_KEY, {}).values())
+
+
 def derive_test_seed(seed: int, nodeid: str) -> int:
     """The per-test seed: stable for one session seed and one test id."""
     digest = hashlib.sha256(f"{seed}:{nodeid}".encode()).digest()
@@ -218,8 +222,7 @@ def chaos_history(
     windows = history.fault_windows()
     if windows:
         record_property("chaos_fault_timeline", json.dumps([w.describe() for w in windows]))
-    reports = request.node.stash.get(_REPORT_KEY, {})
-    if any(r.failed for r in reports.values()):
+    if report_failed(request.node):
         history.save(chaos_artifacts / "history.jsonl")
 
 
@@ -271,134 +274,3 @@ def _chaos_provisioning(request: pytest.FixtureRequest) -> None:
     if request.config.getoption("--chaos-skip-provision"):
         return
     request.getfixturevalue("chaos_provisioned")
-
-
-def missing_target_message(error: str | None) -> str:
-    """The one line a chaos test fails with when the target could not be provisioned."""
-    return (
-        f"loomcycle unavailable: {error or 'no image'} (give a build with "
-        "LOOMCHAOS_LOOMCYCLE_BIN or LOOMCHAOS_LOOMCYCLE_IMAGE; "
-        "--chaos-allow-missing-target skips instead)"
-    )
-
-
-@pytest.fixture(scope="session")
-def loomcycle_images(request: pytest.FixtureRequest, chaos_provisioned: Any) -> Any:
-    """The resolved images; without loomcycle a replica test fails (never a silent skip).
-
-    A chaos tier whose replica scenarios all skip would report green having
-    judged nothing, so a missing target is a failure unless the user asks,
-    with ``--chaos-allow-missing-target``, to run the infrastructure alone.
-    """
-    images = chaos_provisioned.images
-    if images.loomcycle is None:
-        message = missing_target_message(chaos_provisioned.loomcycle_error)
-        if request.config.getoption("--chaos-allow-missing-target"):
-            pytest.skip(message)
-        pytest.fail(message, pytrace=False)
-    return images
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def chaos_clusters(loomcycle_images: Any, chaos_session_id: str) -> AsyncIterator[Any]:
-    """Session cache of loomcycle clusters (one per ClusterSpec; destructive specs apart)."""
-    from chaos.cluster.cluster import Cluster
-    from chaos.cluster.manager import ClusterManager
-    from chaos.cluster.spec import ClusterSpec
-    from chaos.target.loomcycle import LoomcycleAdapter
-    from chaos.target.loomcycle.hooks import verify_backplane, wait_idle
-
-    def factory(spec: ClusterSpec) -> Cluster:
-        return Cluster(
-            spec,
-            loomcycle_images,
-            session_id=chaos_session_id,
-            adapter=LoomcycleAdapter.for_spec(spec),
-            verify_backplane=verify_backplane,
-            wait_idle=wait_idle,
-        )
-
-    manager = ClusterManager(factory)
-    try:
-        yield manager
-    finally:
-        await manager.close()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def chaos_cluster_for(
-    request: pytest.FixtureRequest,
-    chaos_clusters: Any,
-    chaos_artifacts: Path,
-    record_property: Callable[[str, Any], None],
-) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    """``await chaos_cluster_for(spec)``: a verified cluster; logs saved if the test fails."""
-    taken: list[Any] = []
-
-    async def acquire(spec: Any, *, with_replicas: bool = True) -> Any:
-        cluster = await chaos_clusters.acquire(spec, with_replicas=with_replicas)
-        taken.append(cluster)
-        if with_replicas:
-            for key, value in (await _contract_once(cluster)).items():
-                record_property(key, value)
-        return cluster
-
-    yield acquire
-    failed = any(r.failed for r in request.node.stash.get(_REPORT_KEY, {}).values())
-    for cluster in taken:
-        if failed:
-            await cluster.collect_logs(chaos_artifacts / "logs")
-        await chaos_clusters.release(cluster)
-
-
-#: Contract self-check results per cluster id: checked once per cluster, recorded for every test.
-_CONTRACT_CHECKED: dict[str, dict[str, str]] = {}
-
-
-async def _contract_once(cluster: Any) -> dict[str, str]:
-    """Stop in one line if the target lacks what the checkers read; return its identity.
-
-    Deviations that no checker depends on (``ContractProblem.blocking`` false)
-    do not stop the session: they are printed and recorded as the JUnit
-    property ``target_contract_deviations``, the evidence of a finding.
-    """
-    if cluster.id in _CONTRACT_CHECKED:
-        return _CONTRACT_CHECKED[cluster.id]
-    import asyncpg
-    import docker
-
-    from chaos.target.loomcycle import LoomcycleAdapter
-    from chaos.target.loomcycle.contract import (
-        blocking,
-        check_contract,
-        non_blocking,
-        target_identity,
-    )
-
-    adapter = LoomcycleAdapter.for_spec(cluster.spec)
-    client = adapter.client(cluster.lb_url)
-    conn = await asyncpg.connect(cluster.pg_dsn)
-    try:
-        problems = await check_contract(client, conn, expected_version=adapter.version)
-        identity = await target_identity(
-            client,
-            name=adapter.name,
-            expected_version=adapter.version,
-            image_ref=cluster.images.loomcycle,
-            docker_client=docker.from_env(),
-        )
-    finally:
-        await conn.close()
-        await client.aclose()
-    if blocking(problems):
-        pytest.fail("target contract check failed: " + "; ".join(blocking(problems)), pytrace=False)
-    properties = identity.as_properties()
-    deviations = non_blocking(problems)
-    if deviations:
-        print(
-            "loomchaos: target deviates from its documentation (non-blocking): "
-            + "; ".join(deviations)
-        )
-        properties["target_contract_deviations"] = json.dumps(deviations)
-    _CONTRACT_CHECKED[cluster.id] = properties
-    return properties

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.history import FaultWindow
+from chaos.record.history import FaultWindow
 
 
 class Status(enum.StrEnum):

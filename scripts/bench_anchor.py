@@ -110,9 +110,9 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def _worker_ours(args: argparse.Namespace) -> dict[str, Any]:
-    from chaos.history import History
-    from chaos.target.loomcycle import LoomcycleClient
-    from chaos.target.loomcycle.adapter import QUOTA_RELEASE_LAG_S
+    from chaos.record.history import History
+    from chaos.sut.loomcycle import LoomcycleClient
+    from chaos.sut.loomcycle.adapter import QUOTA_RELEASE_LAG_S
     from chaos.workload.circuits import CircuitPool, CircuitWorkload, DrainResult
     from chaos.workload.driver import Driver
     from chaos.workload.gates import CapPolicy
@@ -402,7 +402,7 @@ def _circuit_stress_binary() -> tuple[Path, bool]:
 
 def _spec(args: argparse.Namespace) -> Any:
     from chaos.cluster.spec import MockProvider
-    from chaos.scenario.specs import SMOKE_SPEC
+    from chaos.sut.loomcycle.specs import SMOKE_SPEC
 
     n = args.circuits
     return SMOKE_SPEC.with_(
@@ -433,9 +433,9 @@ async def _bench(args: argparse.Namespace) -> Report:
     from chaos.cluster.cluster import Cluster
     from chaos.labels import new_session_id
     from chaos.provision import provision
-    from chaos.target.loomcycle import LoomcycleAdapter
-    from chaos.target.loomcycle.config import render_config
-    from chaos.target.loomcycle.hooks import verify_backplane, wait_idle
+    from chaos.sut.loomcycle import LoomcycleAdapter
+    from chaos.sut.loomcycle.config import render_config
+    from chaos.sut.loomcycle.hooks import verify_backplane, wait_idle
 
     phases = PhaseTimes()
     began = time.monotonic()

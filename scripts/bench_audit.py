@@ -2,7 +2,7 @@
 """What the suite's audit triggers cost the target's writes.
 
 Starts a labelled Postgres (the local image) on 127.0.0.1, creates the
-minimal loomcycle-like tables (chaos.target.loomcycle.audit_fixture), and
+minimal loomcycle-like tables (chaos.sut.loomcycle.audit_fixture), and
 times N run lifecycles as the target writes them -- insert the run, take a
 quota slot, complete the run, give the slot back: four writes, each its own
 transaction -- first without and then with the triggers.  Prints the time per
@@ -24,8 +24,8 @@ import asyncpg
 import docker
 
 from chaos.labels import docker_labels, new_session_id
-from chaos.target.loomcycle.audit import install_audit, uninstall_audit
-from chaos.target.loomcycle.audit_fixture import FIXTURE_TABLES
+from chaos.sut.loomcycle.audit import install_audit, uninstall_audit
+from chaos.sut.loomcycle.audit_fixture import FIXTURE_TABLES
 from chaos.wait import eventually
 
 IMAGE = "loomchaos/postgres:local"

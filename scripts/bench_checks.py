@@ -3,7 +3,7 @@
 
 Each size runs in its own subprocess so its peak RSS (``resource.getrusage``)
 is its own.  The history is a legal synthetic scenario
-(:mod:`chaos.checks.synthetic`): runs via the load balancer, cancels, client
+(:mod:`chaos.testing.synthetic`): runs via the load balancer, cancels, client
 cuts, one replica killed and reaped, about 200 database snapshots plus the
 final one, and an audit log with two rows per run.
 
@@ -35,7 +35,7 @@ def measure(n_runs: int) -> dict[str, float]:
     """Build one synthetic history of ``n_runs`` runs and time every stage (this process)."""
     from chaos.checks import ALL_CHECKS
     from chaos.checks.context import CheckContext
-    from chaos.checks.synthetic import plan_world, render
+    from chaos.testing.synthetic import plan_world, render
 
     out: dict[str, float] = {"runs": n_runs}
     t0 = time.perf_counter()

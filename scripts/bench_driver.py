@@ -2,7 +2,7 @@
 """The workload driver's own cost: CPU per 1,000 runs, open streams held, loop lag.
 
 Measures the suite's DRIVER (chaos.workload.driver.Driver with the real
-HTTP/SSE client, chaos.target.loomcycle.client.LoomcycleClient), not any
+HTTP/SSE client, chaos.sut.loomcycle.client.LoomcycleClient), not any
 target.  loomcycle cannot run on this machine, so the driver opens its streams
 against chaos.bench.sink: a benchmark LOAD SINK, NOT a stand-in for loomcycle.
 The sink only speaks the wire shape the client parses (session, agent, text,

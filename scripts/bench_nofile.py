@@ -23,10 +23,7 @@ import contextlib
 import os
 import sys
 
-from chaos.cluster.docker_ops import docker_client, remove_labelled
-from chaos.cluster.spec import DEFAULT_NOFILE
-from chaos.errors import SetupError
-from chaos.faults.nofile_rig import (
+from chaos.bench.nofile_rig import (
     EMFILE_MARK,
     NGINX_IMAGE,
     NofileSetting,
@@ -34,6 +31,9 @@ from chaos.faults.nofile_rig import (
     nofile_rig,
     raise_own_nofile_limit,
 )
+from chaos.cluster.docker_ops import docker_client, remove_labelled
+from chaos.cluster.spec import DEFAULT_NOFILE
+from chaos.errors import SetupError
 from chaos.labels import LABEL_SESSION, new_session_id
 
 #: Bounds on what the command line may ask for: every loop here is bounded.

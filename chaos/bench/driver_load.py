@@ -9,7 +9,7 @@
   step's streams are being opened and while they are only held.
 
 Both use the real :class:`~chaos.workload.driver.Driver` and
-:class:`~chaos.target.loomcycle.client.LoomcycleClient`; the only addition is
+:class:`~chaos.sut.loomcycle.client.LoomcycleClient`; the only addition is
 :class:`CountingClient`, one generator hop per event that counts open streams.
 """
 
@@ -27,9 +27,9 @@ from typing import Any, cast
 
 from chaos.bench.process import own_rss_mib
 from chaos.bench.stats import Spread
-from chaos.history import History
-from chaos.target.base import CancelResult, Health, RunRequest, StreamEvent
-from chaos.target.loomcycle.client import LoomcycleClient
+from chaos.record.history import History
+from chaos.sut.base import CancelResult, Health, RunRequest, StreamEvent
+from chaos.sut.loomcycle.client import LoomcycleClient
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload.driver import Driver, RunResult
 from chaos.workload.lag import LagSampler
@@ -40,7 +40,7 @@ POOL_MARGIN = 100
 
 
 class CountingClient:
-    """A :class:`~chaos.target.base.RunClient` counting streams open past their ``agent`` event.
+    """A :class:`~chaos.sut.base.RunClient` counting streams open past their ``agent`` event.
 
     Given several clients (``--pools`` > 1, an experiment, not the suite's
     set-up) it deals streams to them in turn, so each httpx pool holds

@@ -1,7 +1,7 @@
 """A benchmark LOAD SINK for the driver benchmark; NOT a stand-in for loomcycle.
 
 It exists so the driver (:mod:`chaos.workload.driver` with the real
-:class:`~chaos.target.loomcycle.client.LoomcycleClient`) has something on
+:class:`~chaos.sut.loomcycle.client.LoomcycleClient`) has something on
 127.0.0.1 to open streams against while its own CPU time and event-loop lag
 are measured.  It runs in its own process so its CPU is not counted as the
 driver's.  It speaks only the wire shape the client parses and nothing of the

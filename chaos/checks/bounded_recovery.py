@@ -25,8 +25,8 @@ from typing import Any
 from chaos.checks.context import CancelCall, CheckContext
 from chaos.checks.evidence import capped, distribution, unique_windows
 from chaos.checks.terminal_table import REAP_REASONS
-from chaos.history import FaultWindow
-from chaos.model import FAULT_KILL, RunRow
+from chaos.record.history import FaultWindow
+from chaos.record.vocabulary import FAULT_KILL, RunRow
 from chaos.verdict import Verdict
 
 INVARIANT = "bounded_recovery"

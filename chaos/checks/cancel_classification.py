@@ -1,6 +1,6 @@
 """cancel_classification: every cancel response is one the suite understands.
 
-The client classifies each cancel response (:data:`chaos.model.CANCEL_CLASSES`).
+The client classifies each cancel response (:data:`chaos.record.vocabulary.CANCEL_CLASSES`).
 Known races (``already_terminal``, ``owner_dead``, ``running_elsewhere``,
 ``owner_unreachable``) never fail here (bounded_recovery judges whether an
 unreachable owner was really unhealthy); ``unknown``, a missing or foreign
@@ -16,7 +16,7 @@ from typing import Any
 
 from chaos.checks.context import CancelCall, CheckContext
 from chaos.checks.evidence import capped
-from chaos.model import CANCEL_CLASSES
+from chaos.record.vocabulary import CANCEL_CLASSES
 from chaos.verdict import Verdict
 
 INVARIANT = "cancel_classification"

@@ -6,7 +6,7 @@ checker never scans the whole history inside a loop: every checker stays
 O(n log n) in the number of runs.
 
 Nothing here imports the target adapter, the cluster or Docker: a saved
-history is all a re-check needs (see :mod:`chaos.checks.records`).
+history is all a re-check needs (see :mod:`chaos.record.readers`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from functools import cached_property
 from typing import Any
 
 from chaos.checks.params import CheckParams
-from chaos.checks.records import (
-    NOTE_CIRCUIT_OUTPUTS,
-    NOTE_DONE_EVENTS,
-    NOTE_LIVE_PROBE,
+from chaos.record.history import FaultWindow, History, Outcome, Record
+from chaos.record.readers import (
     audit_from_history,
     note_key,
     params_from_history,
@@ -29,8 +27,10 @@ from chaos.checks.records import (
     record_snapshot,
     snapshots_from_history,
 )
-from chaos.history import FaultWindow, History, Outcome, Record
-from chaos.model import (
+from chaos.record.vocabulary import (
+    NOTE_CIRCUIT_OUTPUTS,
+    NOTE_DONE_EVENTS,
+    NOTE_LIVE_PROBE,
     OP_CANCEL,
     OP_RUN_STATUS,
     OP_START_RUN,

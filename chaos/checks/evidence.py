@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from chaos.checks.records import run_to_dict
-from chaos.history import FaultWindow
-from chaos.model import RunRow
+from chaos.record.history import FaultWindow
+from chaos.record.readers import run_to_dict
+from chaos.record.vocabulary import RunRow
 
 
 def row_brief(row: RunRow) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from chaos.checks.context import CheckContext
 from chaos.checks.evidence import capped
-from chaos.checks.records import circuit_output_keys
+from chaos.record.readers import circuit_output_keys
 from chaos.verdict import Verdict
 
 INVARIANT = "no_silent_regressions"

@@ -2,7 +2,7 @@
 
 Evidence needed: the final database snapshot (taken after the scenario
 converged) and, for each run it shows ``running``, a liveness probe recorded
-after that snapshot: a ``live_probe`` note (see :mod:`chaos.checks.records`)
+after that snapshot: a ``live_probe`` note (see :mod:`chaos.record.readers`)
 or an ``ok`` ``run_status`` poll.  A run counts as served only when the probe
 names the run's owner as ``replica_id`` and says ``live: true`` (loomcycle
 sets ``live`` only on the owning replica), and the owner still has its
@@ -16,8 +16,8 @@ from typing import Any
 
 from chaos.checks.context import CheckContext
 from chaos.checks.evidence import capped, row_brief, unique_windows
-from chaos.history import Record
-from chaos.model import RunRow
+from chaos.record.history import Record
+from chaos.record.vocabulary import RunRow
 from chaos.verdict import Verdict
 
 INVARIANT = "no_zombies"

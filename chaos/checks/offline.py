@@ -13,7 +13,7 @@ from chaos.checks import run_checks
 from chaos.checks.context import CheckContext
 from chaos.checks.params import CheckParams
 from chaos.errors import SetupError
-from chaos.history import History, HistoryError
+from chaos.record.history import History, HistoryError
 from chaos.verdict import Verdict
 
 HISTORY_FILE = "history.jsonl"

@@ -18,8 +18,8 @@ from typing import Any
 from chaos.checks.context import CheckContext
 from chaos.checks.evidence import capped, row_brief, unique_windows
 from chaos.checks.terminal_table import REAP_REASONS
-from chaos.history import FaultWindow
-from chaos.model import DEATH_FAULTS, FAULT_RESTART, RunRow
+from chaos.record.history import FaultWindow
+from chaos.record.vocabulary import DEATH_FAULTS, FAULT_RESTART, RunRow
 from chaos.verdict import Verdict
 
 INVARIANT = "one_truth"

@@ -2,7 +2,7 @@
 
 Every bound here comes from the target's documented timers (CONTRACT.md,
 "Timers") or from the scenario.  They are recorded with
-:func:`chaos.checks.records.record_params` at the start of a scenario so that
+:func:`chaos.record.readers.record_params` at the start of a scenario so that
 ``loomchaos check PATH`` judges a saved history with the bounds it ran under,
 not with today's defaults.
 """

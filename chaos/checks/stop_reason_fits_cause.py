@@ -48,8 +48,8 @@ from chaos.checks.terminal_table import (
     REPLICA_DIED,
     in_terminal_table,
 )
-from chaos.history import FaultWindow
-from chaos.model import (
+from chaos.record.history import FaultWindow
+from chaos.record.vocabulary import (
     DEATH_FAULTS,
     FAULT_PAUSE,
     FAULT_RESTART,

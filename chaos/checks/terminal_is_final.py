@@ -17,7 +17,7 @@ from typing import Any
 
 from chaos.checks.context import CheckContext
 from chaos.checks.evidence import capped
-from chaos.model import TERMINAL, RunRow
+from chaos.record.vocabulary import TERMINAL, RunRow
 from chaos.verdict import Verdict
 
 INVARIANT = "terminal_is_final"

@@ -6,7 +6,7 @@ target with other words changes this module only.
 
 from __future__ import annotations
 
-from chaos.model import RunRow
+from chaos.record.vocabulary import RunRow
 
 REPLICA_DIED = "replica_died"
 REPLICA_DIED_ERROR = "owner replica died"

@@ -82,7 +82,7 @@ from chaos.cluster.topology import (
 from chaos.cluster.toxiproxy import ToxiproxyClient
 from chaos.errors import SetupError, TargetUnavailable
 from chaos.labels import LABEL_CLUSTER, LABEL_SESSION, LABEL_SUITE, SUITE
-from chaos.target.base import ReplicaLaunch, TargetAdapter
+from chaos.sut.base import ReplicaLaunch, TargetAdapter
 from chaos.wait import eventually
 
 Hook = Callable[["Cluster"], Awaitable[None]]

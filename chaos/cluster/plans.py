@@ -22,7 +22,7 @@ from chaos.cluster.topology import (
     proxy_listen_port,
 )
 from chaos.labels import docker_labels
-from chaos.target.base import ReplicaLaunch
+from chaos.sut.base import ReplicaLaunch
 
 PG_DATA_DIR = "/var/lib/postgresql/data"
 NGINX_CONF_PATH = "/etc/nginx/nginx.conf"

@@ -18,7 +18,7 @@ import httpx
 
 from chaos.cluster.addresses import LOOPBACK, require_loopback
 from chaos.cluster.toxiproxy import ToxiproxyClient
-from chaos.target.base import Health
+from chaos.sut.base import Health
 
 
 class Pending(str):

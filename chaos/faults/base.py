@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from chaos.history import FaultWindow, History, Record
+from chaos.record.history import FaultWindow, History, Record
 from chaos.wait import WaitTimeout, eventually
 
 
@@ -48,7 +48,7 @@ class Fault(abc.ABC):
     @property
     @abc.abstractmethod
     def name(self) -> str:
-        """The history name (see :mod:`chaos.model`), e.g. ``kill`` or ``link:black_hole``."""
+        """The history name (:mod:`chaos.record.vocabulary`): ``kill``, ``link:black_hole``..."""
 
     @property
     @abc.abstractmethod

@@ -37,7 +37,7 @@ from chaos.faults.probes import (
     pg_close_delay,
     pg_roundtrip,
 )
-from chaos.model import LINK_FAULT_PREFIX
+from chaos.record.vocabulary import LINK_FAULT_PREFIX
 
 Direction = Literal["both", "up", "down"]
 _STREAMS: dict[Direction, tuple[Stream, ...]] = {

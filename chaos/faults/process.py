@@ -31,7 +31,7 @@ import docker.errors
 
 from chaos.faults.base import Fault
 from chaos.faults.probes import PgCredentials, Probe, pg_connect
-from chaos.model import FAULT_KILL, FAULT_PAUSE, FAULT_RESTART, FAULT_STOP
+from chaos.record.vocabulary import FAULT_KILL, FAULT_PAUSE, FAULT_RESTART, FAULT_STOP
 
 
 @dataclass

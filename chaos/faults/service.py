@@ -95,7 +95,7 @@ class CancelStorm(Fault):
     newest running run through a replica that does not own it.
 
     ``cancel_one()`` does one such cancel and returns its classification
-    (a :data:`chaos.model.CancelClass` member), or None when no run was
+    (a :data:`chaos.record.vocabulary.CancelClass` member), or None when no run was
     running.  The loop is bounded by ``max_cancels``.  Effect: at least
     ``min_cancels`` cancels reached a running run (classification not None).
     Heal: stop the loop and wait for it; proven when it has stopped.

@@ -8,7 +8,7 @@ to every subclass:
 * **one loop**: all async work of a run goes through :meth:`ChaosMachine.run`
   on the run's :class:`~chaos.machine.loop.MachineLoop`;
 * **one record**: every fault phase goes into the run's
-  :class:`~chaos.history.History` with the same phases
+  :class:`~chaos.record.history.History` with the same phases
   :func:`chaos.faults.injected` writes (``inject``, ``effect`` or
   ``effect_failed``, ``heal``, ``healed`` or ``heal_failed``), and every
   example starts with a ``machine_example`` note;
@@ -36,8 +36,8 @@ from typing import Any, TypeVar
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from chaos.faults.base import Fault, FaultHealFailed, FaultNotProven, prove_effect, prove_heal
-from chaos.history import History, Record
 from chaos.machine.loop import MachineLoop
+from chaos.record.history import History, Record
 from chaos.wait import WaitTimeout, eventually
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Set
 
-from chaos.history import Operation
+from chaos.record.history import Operation
 from chaos.verdict import Verdict
 
 INVARIANT = "acknowledged_writes_durable"

@@ -36,9 +36,9 @@ from chaos.faults.link import BlackHole, Latency, LinkTarget, PgPath, ResetCut, 
 from chaos.faults.probes import PgCredentials, classify, pg_connect, pg_roundtrip
 from chaos.faults.process import ContainerTarget, PostgresRestart
 from chaos.faults.resources import PgConnectionExhaustion
-from chaos.history import Outcome
 from chaos.machine.base import ChaosMachine, MachineRuntime
 from chaos.machine.durability import check_durability
+from chaos.record.history import Outcome
 from chaos.verdict import render_failure
 
 TABLE = "loomchaos_machine_writes"

@@ -29,11 +29,10 @@ from chaos.provision.common import (
     run_logged,
     sha256_file,
 )
-
-LOOMCYCLE_MODULE = "github.com/denn-gubsky/loomcycle/cmd/loomcycle"
-LOOMCYCLE_DEFAULT_VERSION = "v1.59.0"
-ENV_LOOMCYCLE_BIN = "LOOMCHAOS_LOOMCYCLE_BIN"
-ENV_LOOMCYCLE_VERSION = "LOOMCHAOS_LOOMCYCLE_VERSION"
+from chaos.sut.loomcycle.build import ENV_BIN as ENV_LOOMCYCLE_BIN
+from chaos.sut.loomcycle.build import ENV_VERSION as ENV_LOOMCYCLE_VERSION
+from chaos.sut.loomcycle.build import GO_MODULE as LOOMCYCLE_MODULE
+from chaos.sut.loomcycle.build import VERSION as LOOMCYCLE_DEFAULT_VERSION
 
 #: Noise lines ``go install`` prints on success as well as on failure.
 _GO_CHATTER = ("go: downloading ", "go: finding ", "go: extracting ", "go: found ")

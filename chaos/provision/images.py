@@ -21,11 +21,13 @@ import docker.errors
 
 from chaos.cluster.spec import Images, ResolvedImages
 from chaos.errors import SetupError
-from chaos.provision.binaries import ENV_LOOMCYCLE_VERSION, LOOMCYCLE_DEFAULT_VERSION
 from chaos.provision.common import Progress, one_line
+from chaos.sut.loomcycle.build import ENV_IMAGE, PUBLIC_REPO
+from chaos.sut.loomcycle.build import ENV_VERSION as ENV_LOOMCYCLE_VERSION
+from chaos.sut.loomcycle.build import VERSION as LOOMCYCLE_DEFAULT_VERSION
 
 ENV_SOURCE = "LOOMCHAOS_IMAGE_SOURCE"
-ENV_LOOMCYCLE_IMAGE = "LOOMCHAOS_LOOMCYCLE_IMAGE"
+ENV_LOOMCYCLE_IMAGE = ENV_IMAGE
 #: Repository prefix of the local images; another value keeps a trial build apart.
 ENV_NAMESPACE = "LOOMCHAOS_IMAGE_NAMESPACE"
 DEFAULT_NAMESPACE = "loomchaos"
@@ -34,7 +36,7 @@ SOURCES = ("local", "public")
 PUBLIC_POSTGRES = "postgres:16"
 PUBLIC_NGINX = "nginx:1.27-alpine"
 PUBLIC_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.12.0"
-PUBLIC_LOOMCYCLE_REPO = "denngubsky/loomcycle"
+PUBLIC_LOOMCYCLE_REPO = PUBLIC_REPO
 
 
 def choose_source(explicit: str | None, env: Mapping[str, str] | None = None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from chaos.cluster.spec import ClusterSpec
-from chaos.target.base import RunClient, TargetAdapter
+from chaos.sut.base import RunClient, TargetAdapter
 
 
 class ScenarioCluster(Protocol):

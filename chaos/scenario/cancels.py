@@ -1,7 +1,7 @@
 """Cancels as recorded operations, and the choices a cancel scenario makes.
 
 A cancel is an operation like a run start: invoked, then answered, both in
-the history (``cancel`` in :mod:`chaos.model`), so the checkers can time the
+the history (``cancel`` in :mod:`chaos.record.vocabulary`), so the checkers can time the
 ack and judge the classification.  The invoke is written right before the
 HTTP call, so ``end - start`` is the latency the client saw.
 """
@@ -12,11 +12,11 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from chaos.history import History
-from chaos.model import OP_CANCEL, RunRow, Snapshot
+from chaos.record.history import History
+from chaos.record.vocabulary import OP_CANCEL, RunRow, Snapshot
 from chaos.scenario.base import describe_error
 from chaos.scenario.convergence import running_rows
-from chaos.target.base import CancelResult, RunClient
+from chaos.sut.base import CancelResult, RunClient
 
 #: A cancel call may wait the ack timeout plus a re-read; past this it is a hang.
 CANCEL_CALL_TIMEOUT_S = 30.0

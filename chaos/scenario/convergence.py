@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from chaos.checks.params import CheckParams
-from chaos.history import FaultWindow
-from chaos.model import RunRow, Snapshot
+from chaos.record.history import FaultWindow
+from chaos.record.vocabulary import RunRow, Snapshot
 
 
 @dataclass(frozen=True)

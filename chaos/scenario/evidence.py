@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from chaos.checks.context import CheckContext
-from chaos.history import FaultWindow, History
-from chaos.model import RunRow, Snapshot
+from chaos.record.history import FaultWindow, History
+from chaos.record.vocabulary import RunRow, Snapshot
 
 
 def owned_running(snap: Snapshot, replica_id: str) -> list[RunRow]:

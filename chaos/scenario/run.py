@@ -2,14 +2,14 @@
 
 Every chaos scenario has the same frame around its own workload and faults::
 
-    async with scenario_run(cluster, history, prefix) as run:   # chaos.scenario.cluster_ports
+    async with scenario_run(cluster, history, prefix) as run:   # chaos.sut.loomcycle.ports
         ...                                    # workload, faults
         await run.converge()
     chaos_verdicts(run.verdicts())
 
 :class:`ScenarioRun` is that frame, written against :class:`ScenarioPorts`
 (four reads of the target) so it can be unit-tested with fakes.  It records,
-in the shapes :mod:`chaos.checks.records` defines:
+in the shapes :mod:`chaos.record.readers` defines:
 
 * the :class:`~chaos.checks.params.CheckParams` once, on entry;
 * a database snapshot every ``sample_interval_s`` in the background (bounded
@@ -35,15 +35,15 @@ from typing import Protocol
 from chaos.checks import ALL_CHECKS, run_checks
 from chaos.checks.context import CheckContext
 from chaos.checks.params import CheckParams
-from chaos.checks.records import (
+from chaos.record.history import History
+from chaos.record.readers import (
     record_audit,
     record_done_events,
     record_live_probe,
     record_params,
     record_snapshot,
 )
-from chaos.history import History
-from chaos.model import AuditRow, Snapshot
+from chaos.record.vocabulary import NOTE_CONVERGE, NOTE_SAMPLE_ERROR, AuditRow, Snapshot
 from chaos.scenario.base import describe_error
 from chaos.scenario.convergence import (
     OwnerAnswer,
@@ -55,8 +55,6 @@ from chaos.verdict import Verdict
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload.lag import LagSampler
 
-NOTE_CONVERGE = "converge"
-NOTE_SAMPLE_ERROR = "sample_error"
 #: At most this many sampler errors are written down (the rest only counted).
 MAX_SAMPLE_ERRORS_NOTED = 20
 #: Owners asked at once during convergence (each ask is one short HTTP call).

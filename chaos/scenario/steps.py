@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from chaos.model import RunRow, Snapshot
-from chaos.target.base import RunRequest
+from chaos.record.vocabulary import RunRow, Snapshot
+from chaos.sut.base import RunRequest
 from chaos.workload.driver import Driver, RunResult
 
 #: The single agent every replica config declares (see the target's config renderer).

@@ -1,11 +1,12 @@
 """Workloads: the async driver, its gates, the run shapes, and the phase engine.
 
 Data flows one way: a :class:`PhaseEngine` repeats a workload shape in waves;
-the shape turns each wave into :class:`~chaos.target.base.RunRequest` s; the
-:class:`Driver` runs them through a :class:`~chaos.target.base.RunClient` and
-writes every invoke and outcome into the :class:`~chaos.history.History`.
+the shape turns each wave into :class:`~chaos.sut.base.RunRequest` s; the
+:class:`Driver` runs them through a :class:`~chaos.sut.base.RunClient` and
+writes every invoke and outcome into the :class:`~chaos.record.history.History`.
 """
 
+from chaos.record.vocabulary import OP_RUN_STATUS
 from chaos.workload.circuits import (
     ROLES,
     CircuitPool,
@@ -15,7 +16,7 @@ from chaos.workload.circuits import (
     circuit_prompt,
     circuit_requests,
 )
-from chaos.workload.driver import OP_RUN_STATUS, CutPlan, Driver, RunResult
+from chaos.workload.driver import CutPlan, Driver, RunResult
 from chaos.workload.gates import CapPolicy, RetryPolicy, SlotGate, UserGate
 from chaos.workload.lag import LagSampler
 from chaos.workload.phases import (

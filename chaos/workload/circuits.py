@@ -21,13 +21,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from chaos.errors import SetupError
-from chaos.history import History
-from chaos.target.base import RunRequest
+from chaos.record.history import History
+from chaos.record.vocabulary import OP_CIRCUIT_DRAIN
+from chaos.sut.base import RunRequest
 from chaos.workload.driver import Driver, RunResult
 from chaos.workload.shapes import WaveContext, run_all
 
 ROLES: tuple[str, str, str] = ("researcher", "editor", "evaluator")
-OP_CIRCUIT_DRAIN = "circuit_drain"
 DEFAULT_QUESTION = "What limits the throughput of a replicated job queue?"
 _CIRCUIT_TOKEN = re.compile(r"\bc\d+\b")
 

@@ -8,7 +8,7 @@ polling the run's status, and it records that poll as its own operation,
 ``run_status``, so a checker can tell what the client saw from what it asked
 afterwards.
 
-History records follow :mod:`chaos.model` (``start_run``):
+History records follow :mod:`chaos.record.vocabulary` (``start_run``):
 
 * ``done`` event  -> ``ok`` with ``end="done"``, ``run_id``, ``replica_id``, ``stop_reason``;
 * ``error`` event -> ``ok`` with ``end="error"`` and ``error``: the run existed
@@ -34,16 +34,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chaos.history import History, Outcome, Record
-from chaos.model import OP_START_RUN, TERMINAL
-from chaos.target.base import RunClient, RunRejected, RunRequest, StreamEvent
+from chaos.record.history import History, Outcome, Record
+from chaos.record.vocabulary import OP_RUN_STATUS, OP_START_RUN, RECORDED_EVENTS, TERMINAL
+from chaos.sut.base import RunClient, RunRejected, RunRequest, StreamEvent
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload.gates import CapPolicy, SlotGate, UserGate
-
-#: The status poll after a broken or cut stream (not yet in chaos.model's vocabulary).
-OP_RUN_STATUS = "run_status"
-#: Event types whose arrival is recorded in ``events`` (the vocabulary's list).
-RECORDED_EVENTS = frozenset({"session", "agent", "done", "error"})
 
 RunEnd = Literal["done", "error", "rejected", "broken", "cut", "timeout", "cancelled"]
 
@@ -335,7 +330,7 @@ class Driver:
         state: _StreamState,
         ending: _Ending,
     ) -> RunResult:
-        """Write the attempt's completion record (shape per chaos.model) and build its result."""
+        """Write the attempt's completion record (chaos.record.vocabulary); build its result."""
         data: dict[str, Any] = {"end": ending.end, "events": state.events}
         if ending.outcome == "fail":
             data.update(status=ending.status, code=ending.code, error=ending.error)

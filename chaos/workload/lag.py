@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from chaos.history import History
+from chaos.record.history import History
 
 
 class LagSampler:

@@ -23,13 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chaos.history import History, Record
-from chaos.model import OP_START_RUN
+from chaos.record.history import History, Record
+from chaos.record.vocabulary import NOTE_PHASE, OP_START_RUN, OP_WAVE
 from chaos.workload.driver import Driver
 from chaos.workload.lag import LagSampler
 from chaos.workload.shapes import WaveContext, Workload
-
-OP_WAVE = "wave"
 
 
 @dataclass(frozen=True)
@@ -209,7 +207,7 @@ class PhaseEngine:
     async def _phase(self, index: int, phase: Phase) -> list[WaveSummary]:
         name = phase.name or f"phase{index}"
         started = self._clock()
-        self.history.note("phase", phase=name, scale=phase.scale, duration_s=phase.duration_s)
+        self.history.note(NOTE_PHASE, phase=name, scale=phase.scale, duration_s=phase.duration_s)
         out: list[WaveSummary] = []
         for n in range(phase.max_waves):
             if self.stop.is_set() or self._clock() - started >= phase.duration_s:

@@ -1,4 +1,4 @@
-"""A scripted :class:`~chaos.target.base.RunClient` for unit-testing the driver.
+"""A scripted :class:`~chaos.sut.base.RunClient` for unit-testing the driver.
 
 This is a test double for *our* driver, not a stand-in for any target: it
 knows nothing of loomcycle and does only what each test scripts (these
@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chaos.model import CancelClass
-from chaos.target.base import (
+from chaos.record.vocabulary import CancelClass
+from chaos.sut.base import (
     CancelResult,
     Health,
     Rejection,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chaos.target.base import RunRequest
+from chaos.sut.base import RunRequest
 from chaos.workload.driver import CutPlan, Driver, RunResult
 
 

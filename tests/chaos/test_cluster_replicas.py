@@ -26,7 +26,7 @@ import pytest
 from chaos.cluster import Cluster
 from chaos.cluster.spec import ClusterSpec, Images, NginxSpec, ResolvedImages
 from chaos.labels import new_session_id
-from chaos.target.base import Health, ReplicaLaunch
+from chaos.sut.base import Health, ReplicaLaunch
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -203,7 +203,7 @@ def _loomcycle_images() -> ResolvedImages:
 async def test_loomcycle_cluster_starts_verified_and_resets() -> None:
     images = await asyncio.to_thread(_loomcycle_images)
     await asyncio.to_thread(_engine_or_skip, images.postgres, images.nginx, images.toxiproxy)
-    from chaos.target.loomcycle.adapter import LoomcycleAdapter
+    from chaos.sut.loomcycle.adapter import LoomcycleAdapter
 
     spec = SPEC.with_(replicas=2)
     c = Cluster(spec, images, session_id=new_session_id(), adapter=LoomcycleAdapter.for_spec(spec))

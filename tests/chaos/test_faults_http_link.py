@@ -44,8 +44,8 @@ from chaos.faults import (
 from chaos.faults.base import self_test
 from chaos.faults.catalogue import LINK_FAULTS
 from chaos.faults.http_path import HttpPath
-from chaos.history import History
 from chaos.labels import docker_labels, new_session_id
+from chaos.record.history import History
 from chaos.wait import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]

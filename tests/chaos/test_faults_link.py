@@ -25,7 +25,7 @@ from chaos.faults import (
 )
 from chaos.faults.base import self_test
 from chaos.faults.catalogue import LINK_FAULTS
-from chaos.history import History
+from chaos.record.history import History
 
 # One rig for the module (link faults do not touch the containers) and one
 # event loop for it: the rig's clients belong to the loop that made them.

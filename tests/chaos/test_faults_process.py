@@ -26,7 +26,7 @@ from chaos.faults import (
     pg_boot_time,
     pg_probe,
 )
-from chaos.history import History
+from chaos.record.history import History
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(180)]
 

@@ -18,7 +18,7 @@ from chaos.faults import (
     http_probe,
     injected,
 )
-from chaos.history import History
+from chaos.record.history import History
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120)]
 

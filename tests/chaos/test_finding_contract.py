@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from chaos.findings import known_finding
-from chaos.scenario import SMOKE_SPEC
-from chaos.scenario.cluster_ports import lb_client
-from chaos.target.loomcycle.contract import (
+from chaos.sut.loomcycle.contract import (
     UNKNOWN_AGENT_CODE,
     ContractDeviation,
     check_unknown_agent,
     json_or_none,
 )
+from chaos.sut.loomcycle.ports import lb_client
+from chaos.sut.loomcycle.specs import SMOKE_SPEC
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
 

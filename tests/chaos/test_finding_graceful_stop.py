@@ -24,11 +24,12 @@ import pytest
 from chaos.checks import no_quota_leaks, no_zombies
 from chaos.faults import injected
 from chaos.findings import known_finding
-from chaos.history import History
-from chaos.scenario import CRASH_SPEC, rejoin, stop_replica
-from chaos.scenario.cluster_ports import gated_policy, scenario_run
+from chaos.record.history import History
+from chaos.scenario import rejoin, stop_replica
 from chaos.scenario.steps import load_requests, run_many
-from chaos.target.base import RunClient
+from chaos.sut.base import RunClient
+from chaos.sut.loomcycle.ports import gated_policy, scenario_run
+from chaos.sut.loomcycle.specs import CRASH_SPEC
 from chaos.verdict import InvariantViolation, assert_verdicts
 from chaos.workload import Driver
 

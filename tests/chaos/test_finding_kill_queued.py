@@ -21,10 +21,11 @@ import pytest
 from chaos.checks import no_quota_leaks
 from chaos.faults import injected
 from chaos.findings import known_finding
-from chaos.history import History
-from chaos.scenario import QUEUEING_SPEC, kill_replica, rejoin
-from chaos.scenario.cluster_ports import scenario_run, started_runs
+from chaos.record.history import History
+from chaos.scenario import kill_replica, rejoin
 from chaos.scenario.steps import load_requests
+from chaos.sut.loomcycle.ports import scenario_run, started_runs
+from chaos.sut.loomcycle.specs import QUEUEING_SPEC
 from chaos.verdict import InvariantViolation, assert_verdicts
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]

@@ -16,7 +16,6 @@ import pytest
 from fault_rig import APP_USER, PROXY_NAME, SUPERUSER, Rig, assert_clean, rig
 
 from chaos.faults import ContainerTarget, pg_probe
-from chaos.history import History, Outcome
 from chaos.machine import (
     MachineLoop,
     MachineRuntime,
@@ -30,6 +29,7 @@ from chaos.machine import (
     replay,
     run_machine,
 )
+from chaos.record.history import History, Outcome
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.faults.nofile_rig import HIGH, LOW, nofile_rig, raise_own_nofile_limit
+from chaos.bench.nofile_rig import HIGH, LOW, nofile_rig, raise_own_nofile_limit
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
+from chaos.bench.nofile_rig import raise_own_nofile_limit
 from chaos.cluster.spec import NginxSpec
-from chaos.faults.nofile_rig import raise_own_nofile_limit
-from chaos.history import History
-from chaos.scenario import SMOKE_SPEC
-from chaos.scenario.cluster_ports import gated_policy, lb_client, scenario_run
+from chaos.record.history import History
 from chaos.scenario.steps import load_requests, run_many
+from chaos.sut.loomcycle.ports import gated_policy, lb_client, scenario_run
+from chaos.sut.loomcycle.specs import SMOKE_SPEC
 from chaos.verdict import Verdict
 from chaos.workload import Driver, RunResult
 

@@ -18,21 +18,21 @@ from typing import Any
 import pytest
 
 from chaos.faults import CancelStorm, injected, prove_effect, prove_heal
-from chaos.history import History
-from chaos.model import RunRow, Snapshot
+from chaos.record.history import History
+from chaos.record.vocabulary import RunRow, Snapshot
 from chaos.scenario import (
-    CANCEL_SPEC,
     StormCanceller,
     freeze_replica,
     non_owner,
     other_replicas,
     recorded_cancel,
 )
-from chaos.scenario.cluster_ports import replica_clients, scenario_run, started_runs
 from chaos.scenario.evidence import final_rows
 from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import load_requests, running_row
-from chaos.target.base import CancelResult, RunClient, RunRequest
+from chaos.sut.base import CancelResult, RunClient, RunRequest
+from chaos.sut.loomcycle.ports import replica_clients, scenario_run, started_runs
+from chaos.sut.loomcycle.specs import CANCEL_SPEC
 from chaos.verdict import Verdict
 
 pytestmark = [

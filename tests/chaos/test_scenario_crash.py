@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from chaos.faults import FaultNotProven, injected
-from chaos.history import History
-from chaos.model import FAULT_KILL, FAULT_PAUSE, FAULT_STOP, RunRow
-from chaos.scenario import CRASH_SPEC, freeze_replica, kill_replica, rejoin, stop_replica
-from chaos.scenario.cluster_ports import scenario_run, started_runs
+from chaos.faults.replica import reap_wait_s, survivors_list
+from chaos.record.history import History
+from chaos.record.vocabulary import FAULT_KILL, FAULT_PAUSE, FAULT_STOP, RunRow
+from chaos.scenario import freeze_replica, kill_replica, rejoin, stop_replica
 from chaos.scenario.evidence import (
     final_rows,
     only_window,
@@ -32,7 +32,8 @@ from chaos.scenario.evidence import (
 )
 from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import load_requests
-from chaos.scenario.targets import reap_wait_s, survivors_list
+from chaos.sut.loomcycle.ports import scenario_run, started_runs
+from chaos.sut.loomcycle.specs import CRASH_SPEC
 from chaos.verdict import Verdict
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload import RunResult

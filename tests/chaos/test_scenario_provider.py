@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from chaos.history import History
-from chaos.scenario import PROVIDER_STORM_SPEC
-from chaos.scenario.cluster_ports import gated_policy, lb_client, scenario_run, served_by
+from chaos.record.history import History
 from chaos.scenario.steps import load_requests, run_many
+from chaos.sut.loomcycle.ports import gated_policy, lb_client, scenario_run, served_by
+from chaos.sut.loomcycle.specs import PROVIDER_STORM_SPEC
 from chaos.verdict import Verdict
 from chaos.workload import Driver
 

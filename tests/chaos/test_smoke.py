@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from chaos.history import History
-from chaos.scenario import SMOKE_SPEC, non_owner, recorded_cancel
-from chaos.scenario.cluster_ports import gated_policy, lb_client, replica_clients, scenario_run
+from chaos.record.history import History
+from chaos.scenario import non_owner, recorded_cancel
 from chaos.scenario.evidence import final_rows, owners
 from chaos.scenario.steps import load_requests, run_many, running_row
-from chaos.target.base import RunRequest
+from chaos.sut.base import RunRequest
+from chaos.sut.loomcycle.ports import gated_policy, lb_client, replica_clients, scenario_run
+from chaos.sut.loomcycle.specs import SMOKE_SPEC
 from chaos.verdict import Verdict
 from chaos.workload import Driver
 

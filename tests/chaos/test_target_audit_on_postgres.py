@@ -17,8 +17,8 @@ import pytest
 
 from chaos.errors import SetupError
 from chaos.labels import docker_labels, new_session_id
-from chaos.target.loomcycle.audit import install_audit, read_audit, uninstall_audit
-from chaos.target.loomcycle.audit_fixture import FIXTURE_TABLES
+from chaos.sut.loomcycle.audit import install_audit, read_audit, uninstall_audit
+from chaos.sut.loomcycle.audit_fixture import FIXTURE_TABLES
 from chaos.wait import eventually
 
 pytestmark = pytest.mark.chaos
@@ -198,8 +198,8 @@ INSERT INTO events (run_id, ts, type, payload) VALUES
 
 
 async def test_state_reader_sql_on_a_real_server(pg: asyncpg.Connection) -> None:
-    from chaos.model import QuotaRow, ReplicaRow
-    from chaos.target.loomcycle.sql import LoomcycleStateReader, missing_columns
+    from chaos.record.vocabulary import QuotaRow, ReplicaRow
+    from chaos.sut.loomcycle.sql import LoomcycleStateReader, missing_columns
 
     await pg.execute(READER_TABLES)
     reader = LoomcycleStateReader(pg)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from chaos.checks import run_checks
 from chaos.checks.context import CheckContext
-from chaos.checks.synthetic import PREFIX, WALL0, SynthRun, World, plan_world, render
-from chaos.model import AuditRow, RunRow
+from chaos.record.vocabulary import AuditRow, RunRow
+from chaos.testing.synthetic import PREFIX, WALL0, SynthRun, World, plan_world, render
 from chaos.verdict import Status, render_failure
 
 # Modest example counts keep the fast tier in seconds; CI may load a bigger profile.

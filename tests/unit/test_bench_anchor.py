@@ -27,7 +27,7 @@ from chaos.bench.anchor import (
     total,
 )
 from chaos.cluster.spec import ClusterSpec
-from chaos.target.loomcycle.config import render_config
+from chaos.sut.loomcycle.config import render_config
 
 CS_STDOUT = """
 ─── Summary ────────────────────────────────────────────────

@@ -10,20 +10,20 @@ from chaos.checks import ALL_CHECKS, run_checks
 from chaos.checks.context import CheckContext
 from chaos.checks.offline import check_path
 from chaos.checks.params import CheckParams
-from chaos.checks.records import (
+from chaos.errors import SetupError
+from chaos.record.history import History
+from chaos.record.readers import (
     audit_from_history,
     params_from_history,
     snapshots_from_history,
 )
-from chaos.checks.scenario import Scenario
-from chaos.errors import SetupError
-from chaos.history import History
-from chaos.model import AuditRow
+from chaos.record.vocabulary import AuditRow
+from chaos.testing.bench import HistoryBench
 from chaos.verdict import Status
 
 
-def _scenario() -> Scenario:
-    s = Scenario()
+def _scenario() -> HistoryBench:
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0, user_id="t1-u")
     row = s.row("t1-a", rid, user_id="t1-u", started=0.1, completed=1.9)
     s.snapshot(1.0, [s.row("t1-a", rid, status="running", user_id="t1-u")], quotas={"t1-u": 1})

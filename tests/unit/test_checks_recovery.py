@@ -7,15 +7,15 @@ from dataclasses import replace
 import pytest
 
 from chaos.checks import bounded_recovery, cancel_classification, load_spread
-from chaos.checks.scenario import Scenario
-from chaos.model import AuditRow
+from chaos.record.vocabulary import AuditRow
+from chaos.testing.bench import HistoryBench
 from chaos.verdict import Status
 
 # -- bounded_recovery: reaps (bound = stale 60 + sweep 5 + margin 10 = 75 s) ----------------
 
 
-def _killed(reaped_after: float, *, row_deleted_after: float | None = None) -> Scenario:
-    s = Scenario()
+def _killed(reaped_after: float, *, row_deleted_after: float | None = None) -> HistoryBench:
+    s = HistoryBench()
     rid = s.run("t1-a", start=90.0, end=100.0, outcome="info", error="eof") or ""
     s.fault("kill", "r1", start=100.0)
     end = 100.0 + reaped_after
@@ -56,7 +56,7 @@ def test_replica_row_deleted_too_late_fails() -> None:
 
 
 def test_a_run_never_reaped_fails_once_the_bound_has_passed() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=90.0, end=100.0, outcome="info", error="eof")
     s.fault("kill", "r1", start=100.0)
     s.snapshot(300.0, [s.row("t1-a", rid, status="running", started=90.0)])
@@ -67,7 +67,7 @@ def test_a_run_never_reaped_fails_once_the_bound_has_passed() -> None:
 
 
 def test_a_final_snapshot_inside_the_bound_cannot_judge() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=90.0, end=100.0, outcome="info", error="eof")
     s.fault("kill", "r1", start=100.0)
     s.snapshot(130.0, [s.row("t1-a", rid, status="running", started=90.0)])
@@ -83,8 +83,8 @@ def _cancel(
     classification: str = "acknowledged",
     fault_at: float | None = None,
     count: int = 1,
-) -> Scenario:
-    s = Scenario()
+) -> HistoryBench:
+    s = HistoryBench()
     rows = []
     for i in range(count):
         agent = f"t1-a{i}"
@@ -144,7 +144,7 @@ def test_p99_is_judged_only_over_enough_samples(count: int, status: Status) -> N
 
 
 def test_bounded_recovery_is_vacuous_with_nothing_to_time() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=1.0)
     s.snapshot(2.0, [s.row("t1-a", rid, completed=1.0)])
     assert bounded_recovery.check(s.context()).status is Status.VACUOUS
@@ -153,8 +153,8 @@ def test_bounded_recovery_is_vacuous_with_nothing_to_time() -> None:
 # -- load_spread ---------------------------------------------------------------------------
 
 
-def _spread(owners: list[str], cancel_vias: tuple[str, ...] = ()) -> Scenario:
-    s = Scenario()
+def _spread(owners: list[str], cancel_vias: tuple[str, ...] = ()) -> HistoryBench:
+    s = HistoryBench()
     rows = []
     for i, owner in enumerate(owners):
         rid = s.run(f"t1-a{i}", start=0.0, end=1.0, replica_id=owner, circuit="c1")
@@ -197,7 +197,7 @@ def test_load_spread_min_cross_replica_cancel_share() -> None:
 
 
 def test_load_spread_vacuous_without_owners() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.run("t1-a", start=0.0, end=1.0, replica_id=None)
     assert load_spread.check(s.context()).status is Status.VACUOUS
 
@@ -206,7 +206,7 @@ def test_load_spread_vacuous_without_owners() -> None:
 
 
 def test_known_classes_and_races_pass_and_are_counted() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.cancel("t1-a", start=0.0, end=0.1)
     s.cancel(
         "t1-b",
@@ -236,7 +236,7 @@ def test_known_classes_and_races_pass_and_are_counted() -> None:
 def test_unknown_or_inconsistent_classification_fails(
     classification: str | None, cancelled: bool | None, outcome: str, why: str
 ) -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.cancel(
         "t1-a",
         start=0.0,
@@ -252,4 +252,4 @@ def test_unknown_or_inconsistent_classification_fails(
 
 
 def test_cancel_classification_vacuous_without_cancels() -> None:
-    assert cancel_classification.check(Scenario().context()).status is Status.VACUOUS
+    assert cancel_classification.check(HistoryBench().context()).status is Status.VACUOUS

@@ -8,29 +8,29 @@ from datetime import UTC, datetime
 import pytest
 
 from chaos.checks import stop_reason_fits_cause as check_mod
-from chaos.checks.scenario import Scenario
-from chaos.model import AuditRow, RunRow
+from chaos.record.vocabulary import AuditRow, RunRow
+from chaos.testing.bench import HistoryBench
 from chaos.verdict import Status, Verdict
 
 
-def _judge(s: Scenario, *rows: RunRow, **params: object) -> Verdict:
+def _judge(s: HistoryBench, *rows: RunRow, **params: object) -> Verdict:
     s.snapshot(500.0, rows)
     return check_mod.check(s.context(replace(s.params, **params)))  # type: ignore[arg-type]
 
 
-def _failed(s: Scenario, rid: str | None, reason: str, error: str, end: float) -> RunRow:
+def _failed(s: HistoryBench, rid: str | None, reason: str, error: str, end: float) -> RunRow:
     return s.row("t1-a", rid, status="failed", stop_reason=reason, error=error, completed=end)
 
 
 def test_ran_to_the_end_passes_and_reports_the_ends() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     v = _judge(s, s.row("t1-a", rid, completed=2.0))
     assert v.status is Status.PASS and v.evidence["ends"] == {"completed/end_turn": 1}
 
 
 def test_no_terminal_row_is_vacuous() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.run("t1-a", start=0.0, end=None, run_id="r_a")
     s.snapshot(1.0, [s.row("t1-a", "r_a", status="running")])
     s.live_probe(1.5, s.row("t1-a", "r_a", status="running"))
@@ -38,7 +38,7 @@ def test_no_terminal_row_is_vacuous() -> None:
 
 
 def test_an_end_with_no_cause_fails_with_row_and_history() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     v = _judge(
         s, s.row("t1-a", rid, status="cancelled", stop_reason="client disconnected", completed=2.0)
@@ -51,7 +51,7 @@ def test_an_end_with_no_cause_fails_with_row_and_history() -> None:
 
 
 def test_a_row_outside_the_terminal_table_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     s.fault("kill", "r1", start=5.0)
     v = _judge(s, _failed(s, rid, "replica_died", "boom", 60.0))
@@ -70,7 +70,7 @@ def test_a_row_outside_the_terminal_table_fails() -> None:
 def test_acknowledged_cancel_allows_only_the_callers_reason(
     reason: str | None, row_reason: str, status: Status
 ) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=3.1, events=["session", "agent", "error"], stop_reason=None)
     s.cancel("t1-a", start=3.0, end=3.05, reason=reason)
     v = _judge(s, s.row("t1-a", rid, status="cancelled", stop_reason=row_reason, completed=3.02))
@@ -78,7 +78,7 @@ def test_acknowledged_cancel_allows_only_the_callers_reason(
 
 
 def test_acked_cancel_of_a_run_that_still_had_work_left_but_completed_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=6.0)  # done 3 s after the ack: it had work left
     s.cancel("t1-a", start=3.0, end=3.05)
     v = _judge(s, s.row("t1-a", rid, completed=6.0))
@@ -95,7 +95,7 @@ def test_acked_cancel_may_end_completed_only_when_done_came_within_the_finish_wi
 ) -> None:
     # loomcycle sends done, then decides the status once and deregisters the cancel
     # entry after its writes: a cancel in that gap is acked and changes nothing.
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=done_at)
     s.cancel("t1-a", start=3.0, end=3.05)
     v = _judge(s, s.row("t1-a", rid, completed=done_at), cancel_finish_window_s=1.0)
@@ -103,11 +103,11 @@ def test_acked_cancel_may_end_completed_only_when_done_came_within_the_finish_wi
 
 
 def test_owner_killed_allows_replica_died_but_not_a_later_completion() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     s.fault("kill", "r1", start=5.0)
     assert _judge(s, _failed(s, rid, "replica_died", "owner replica died", 62.0)).ok
-    s2 = Scenario()
+    s2 = HistoryBench()
     rid2 = s2.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     s2.fault("kill", "r1", start=5.0)
     v = _judge(s2, s2.row("t1-a", rid2, completed=20.0))
@@ -117,7 +117,7 @@ def test_owner_killed_allows_replica_died_but_not_a_later_completion() -> None:
 
 
 def test_replica_died_without_any_owner_fault_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     assert (
         _judge(s, _failed(s, rid, "replica_died", "owner replica died", 62.0)).status is Status.FAIL
@@ -127,7 +127,7 @@ def test_replica_died_without_any_owner_fault_fails() -> None:
 @pytest.mark.parametrize(("pause_s", "status"), [(10.0, Status.FAIL), (35.0, Status.PASS)])
 def test_freeze_must_outlast_stale_minus_one_heartbeat(pause_s: float, status: Status) -> None:
     """stale 60 s, heartbeat 30 s: a freeze of 30 s or more may get the owner reaped."""
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     s.fault("pause", "r1", start=5.0, end=5.0 + pause_s)
     v = _judge(s, _failed(s, rid, "replica_died", "owner replica died", 65.0))
@@ -135,7 +135,7 @@ def test_freeze_must_outlast_stale_minus_one_heartbeat(pause_s: float, status: S
 
 
 def test_owner_replica_dead_needs_a_cancel_on_a_dead_owner() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     s.fault("kill", "r1", start=5.0)
     row = _failed(s, rid, "owner_replica_dead", "owner replica heartbeat stale; x", 70.0)
@@ -151,14 +151,14 @@ def test_owner_replica_dead_needs_a_cancel_on_a_dead_owner() -> None:
 
 
 def test_client_cut_allows_client_disconnected() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0, outcome="info", cut=True, error="closed by suite")
     row = s.row("t1-a", rid, status="cancelled", stop_reason="client disconnected", completed=2.1)
     assert _judge(s, row).ok
 
 
 def test_lb_link_cut_allows_client_disconnected_even_if_the_client_saw_done() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.fault("link:reset_cut", "lb-r1", start=1.0, end=1.5, link="lb:r1", replica="r1")
     row = s.row("t1-a", rid, status="cancelled", stop_reason="client disconnected", completed=1.2)
@@ -167,7 +167,7 @@ def test_lb_link_cut_allows_client_disconnected_even_if_the_client_saw_done() ->
 
 @pytest.mark.parametrize(("injected", "status"), [(False, Status.FAIL), (True, Status.PASS)])
 def test_provider_error_is_legal_only_when_injected(injected: bool, status: Status) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run(
         "t1-a",
         start=0.0,
@@ -181,7 +181,7 @@ def test_provider_error_is_legal_only_when_injected(injected: bool, status: Stat
 
 
 def test_agent_id_collision_explains_a_failed_row() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.run("t1-a", start=0.5, end=0.6, outcome="fail", status=409, code="agent_id_in_use")
     collision = s.row("t1-a", "r_coll", status="failed", error="agent id in use", completed=0.6)
@@ -191,7 +191,7 @@ def test_agent_id_collision_explains_a_failed_row() -> None:
 @pytest.mark.parametrize(("heartbeat", "status"), [(300.0, Status.FAIL), (100.0, Status.PASS)])
 def test_heartbeat_timeout_needs_a_stale_heartbeat(heartbeat: float, status: Status) -> None:
     """Stale after 180 s: a run failed at 400 must have last beaten at or before 220."""
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=None)
     row = s.row(
         "t1-a",
@@ -206,7 +206,7 @@ def test_heartbeat_timeout_needs_a_stale_heartbeat(heartbeat: float, status: Sta
 
 
 def test_postgres_outage_allows_the_runs_own_failure() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run(
         "t1-a",
         start=0.0,
@@ -224,7 +224,7 @@ def test_postgres_outage_allows_the_runs_own_failure() -> None:
 @pytest.mark.parametrize(("beat", "status"), [(300.0, Status.FAIL), (100.0, Status.PASS)])
 def test_heartbeat_from_the_audit_log_as_iso_text(beat: float, status: Status) -> None:
     """The audit log stores to_jsonb rows: timestamps are ISO strings, not epochs."""
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=None) or ""
     row = s.row(
         "t1-a",

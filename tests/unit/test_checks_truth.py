@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from chaos.checks import no_silent_regressions, nothing_lost, one_truth, terminal_is_final
-from chaos.checks.scenario import Scenario
-from chaos.model import AuditRow, RunRow
+from chaos.record.vocabulary import AuditRow, RunRow
+from chaos.testing.bench import HistoryBench
 from chaos.verdict import Status
 
 # -- terminal_is_final -------------------------------------------------------------------
 
 
 def test_terminal_rows_seen_unchanged_pass() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.snapshot(3.0, [s.row("t1-a", rid, completed=2.0)])
     s.snapshot(9.0, [s.row("t1-a", rid, completed=2.0)])
@@ -22,7 +22,7 @@ def test_terminal_rows_seen_unchanged_pass() -> None:
 
 
 def test_a_terminal_row_that_changes_between_snapshots_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     s.snapshot(
         3.0,
@@ -49,7 +49,7 @@ def test_a_terminal_row_that_changes_between_snapshots_fails() -> None:
 
 
 def test_an_audit_update_of_a_terminal_row_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0) or ""
     s.snapshot(3.0, [s.row("t1-a", rid, completed=2.0)])
     s.audit(
@@ -82,7 +82,7 @@ def test_an_audit_update_of_a_terminal_row_fails() -> None:
 
 @pytest.mark.parametrize("status", ["running", "completed"])
 def test_completed_at_must_be_set_exactly_when_not_running(status: str) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     row = s.row("t1-a", rid, status=status, completed=None if status == "completed" else 2.0)
     s.snapshot(3.0, [row])
@@ -93,7 +93,7 @@ def test_completed_at_must_be_set_exactly_when_not_running(status: str) -> None:
 
 
 def test_terminal_is_final_is_vacuous_without_a_second_look() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.snapshot(3.0, [s.row("t1-a", rid, completed=2.0)])
     assert terminal_is_final.check(s.context()).status is Status.VACUOUS
@@ -103,7 +103,7 @@ def test_terminal_is_final_is_vacuous_without_a_second_look() -> None:
 
 
 def test_nothing_lost_passes_when_sets_match_and_ignores_other_prefixes() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.run("t1-b", start=0.0, end=0.1, outcome="fail", status=429, code="backpressure")
     s.run("t1-c", start=0.0, end=0.2, outcome="info", run_id=None, error="eof before agent")
@@ -113,7 +113,7 @@ def test_nothing_lost_passes_when_sets_match_and_ignores_other_prefixes() -> Non
 
 
 def test_an_accepted_run_missing_from_the_database_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     lost = s.run("t1-b", start=0.0, end=1.0, outcome="info", error="eof")
     s.snapshot(3.0, [s.row("t1-a", rid, completed=2.0)])
@@ -130,7 +130,7 @@ def test_an_accepted_run_missing_from_the_database_fails() -> None:
     ],
 )
 def test_a_database_run_the_driver_never_saw_fails(agent: str, run_id: str, why: str) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.snapshot(3.0, [s.row("t1-a", rid, completed=2.0), s.row(agent, run_id, completed=2.0)])
     v = nothing_lost.check(s.context())
@@ -150,7 +150,7 @@ def test_a_database_run_the_driver_never_saw_fails(agent: str, run_id: str, why:
 def test_a_row_behind_a_codeless_5xx_is_no_phantom(
     status: int, code: str | None, verdict: Status
 ) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.run("t1-b", start=0.0, end=0.3, outcome="fail", status=status, code=code)
     reaped = s.row(
@@ -161,7 +161,7 @@ def test_a_row_behind_a_codeless_5xx_is_no_phantom(
 
 
 def test_nothing_lost_is_vacuous_without_snapshot_or_accepted_runs() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.run("t1-b", start=0.0, end=0.1, outcome="fail", status=429, code="backpressure")
     assert nothing_lost.check(s.context()).status is Status.VACUOUS
     s.snapshot(1.0)
@@ -172,7 +172,7 @@ def test_nothing_lost_is_vacuous_without_snapshot_or_accepted_runs() -> None:
 
 
 def test_one_truth_passes_on_agreement_and_killed_owner_reaps() -> None:
-    s = Scenario()
+    s = HistoryBench()
     a = s.run("t1-a", start=0.0, end=2.0)
     b = s.run("t1-b", start=0.0, end=5.0, outcome="info", error="eof", replica_id="r2")
     s.fault("kill", "r2", start=5.0)
@@ -197,7 +197,7 @@ def test_one_truth_passes_on_agreement_and_killed_owner_reaps() -> None:
 
 @pytest.mark.parametrize(("status", "reason"), [("failed", None), ("completed", "max_tokens")])
 def test_client_saw_done_but_database_disagrees(status: str, reason: str | None) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0)
     s.snapshot(
         3.0,
@@ -218,7 +218,7 @@ def test_client_saw_done_but_database_disagrees(status: str, reason: str | None)
 
 
 def test_client_saw_error_but_database_says_completed() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run(
         "t1-a",
         start=0.0,
@@ -233,7 +233,7 @@ def test_client_saw_error_but_database_says_completed() -> None:
 
 @pytest.mark.parametrize("fault", [None, "pause", "link:reset_cut"])
 def test_reaping_a_live_owner_is_split_brain_even_frozen_or_cut(fault: str | None) -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=5.0, outcome="info", error="eof")
     if fault is not None:
         s.fault(fault, "r1", start=5.0, end=100.0, link="pg:r1", replica="r1")
@@ -257,7 +257,7 @@ def test_reaping_a_live_owner_is_split_brain_even_frozen_or_cut(fault: str | Non
 
 
 def test_a_kill_before_the_run_started_does_not_excuse_a_reap() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.fault("kill", "r1", start=1.0, end=3.0)
     rid = s.run("t1-a", start=10.0, end=15.0, outcome="info", error="eof")
     s.snapshot(
@@ -278,7 +278,7 @@ def test_a_kill_before_the_run_started_does_not_excuse_a_reap() -> None:
 
 
 def test_one_truth_is_vacuous_with_nothing_to_compare() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=1.0, outcome="info", cut=True, error="cut")
     s.snapshot(
         3.0,
@@ -290,7 +290,7 @@ def test_one_truth_is_vacuous_with_nothing_to_compare() -> None:
 # -- no_silent_regressions -------------------------------------------------------------
 
 
-def _circuit(s: Scenario, cid: str = "c1") -> list[RunRow]:
+def _circuit(s: HistoryBench, cid: str = "c1") -> list[RunRow]:
     rows = []
     for role in ("researcher", "editor", "evaluator"):
         agent = f"t1-{role}-{cid}"
@@ -307,7 +307,7 @@ GOOD = {
 
 
 def test_completed_runs_with_done_and_circuit_outputs_pass() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.snapshot(5.0, _circuit(s))
     s.circuit_outputs("c1", GOOD)
     v = no_silent_regressions.check(s.context())
@@ -326,7 +326,7 @@ def test_completed_runs_with_done_and_circuit_outputs_pass() -> None:
 def test_a_completed_circuit_without_its_outputs_fails(
     outputs: dict[str, object] | None, why: str
 ) -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.snapshot(5.0, _circuit(s))
     if outputs is not None:
         s.circuit_outputs("c1", outputs)
@@ -336,7 +336,7 @@ def test_a_completed_circuit_without_its_outputs_fails(
 
 
 def test_an_unfinished_circuit_is_not_judged() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rows = _circuit(s)
     rows[2] = s.row(
         rows[2].agent_id,
@@ -350,7 +350,7 @@ def test_an_unfinished_circuit_is_not_judged() -> None:
 
 
 def test_a_completed_run_whose_stream_closed_without_done_fails() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0, events=["session", "agent"], stop_reason=None)
     s.snapshot(3.0, [s.row("t1-a", rid, completed=2.0)])
     v = no_silent_regressions.check(s.context())
@@ -359,7 +359,7 @@ def test_a_completed_run_whose_stream_closed_without_done_fails() -> None:
 
 
 def test_the_events_table_is_preferred_when_it_was_read() -> None:
-    s = Scenario()
+    s = HistoryBench()
     a = s.run("t1-a", start=0.0, end=2.0) or ""
     b = s.run("t1-b", start=0.0, end=2.0) or ""
     s.snapshot(3.0, [s.row("t1-a", a, completed=2.0), s.row("t1-b", b, completed=2.0)])
@@ -375,14 +375,14 @@ def test_the_events_table_is_preferred_when_it_was_read() -> None:
 
 
 def test_no_silent_regressions_vacuous_cases() -> None:
-    s = Scenario()
+    s = HistoryBench()
     rid = s.run("t1-a", start=0.0, end=2.0, outcome="info", error="eof")
     s.snapshot(
         3.0,
         [s.row("t1-a", rid, status="cancelled", stop_reason="client disconnected", completed=2.0)],
     )
     assert no_silent_regressions.check(s.context()).status is Status.VACUOUS
-    s2 = Scenario()
+    s2 = HistoryBench()
     rid2 = s2.run("t1-a", start=0.0, end=2.0, outcome="info", error="eof")
     s2.snapshot(3.0, [s2.row("t1-a", rid2, completed=2.0)])
     v = no_silent_regressions.check(s2.context())
@@ -392,7 +392,7 @@ def test_no_silent_regressions_vacuous_cases() -> None:
 def test_circuits_are_judged_per_user_and_in_scope_by_user_prefix() -> None:
     """Circuit agent ids end with the wave prefix; the user id carries the test prefix.
     A reused circuit id with a second user is a second circuit."""
-    s = Scenario()
+    s = HistoryBench()
     rows = []
     for user in ("t1p0w0-u0", "t1p0w1-u0"):
         for role in ("researcher", "editor", "evaluator"):
@@ -411,7 +411,7 @@ def test_circuits_are_judged_per_user_and_in_scope_by_user_prefix() -> None:
 
 def test_the_drivers_end_field_decides_done_over_events() -> None:
     """``end`` = "error" means the stream's error event: not a done, whatever else is there."""
-    s2 = Scenario()
+    s2 = HistoryBench()
     inv = s2.at(0.0).history.invoke("start_run", "w0", "t1-a", user_id=None, via="lb")
     s2.at(2.0).history.complete(
         inv,

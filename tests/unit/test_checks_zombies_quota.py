@@ -6,14 +6,14 @@ import pytest
 
 from chaos.checks import no_quota_leaks, no_zombies
 from chaos.checks.params import CheckParams
-from chaos.checks.scenario import DEFAULT_REPLICAS, Scenario
+from chaos.testing.bench import DEFAULT_REPLICAS, HistoryBench
 from chaos.verdict import Status
 
 # -- no_zombies ------------------------------------------------------------------------
 
 
-def _with_running_run(probe: str | None) -> Scenario:
-    s = Scenario()
+def _with_running_run(probe: str | None) -> HistoryBench:
+    s = HistoryBench()
     done = s.run("t1-done", start=0.0, end=1.0)
     s.run("t1-long", start=0.0, end=None, run_id="r_long")
     running = s.row("t1-long", "r_long", status="running", replica_id="r2")
@@ -67,7 +67,7 @@ def test_no_zombies_fails_when_the_owner_row_is_gone_and_cites_its_kill() -> Non
 
 
 def test_no_zombies_is_vacuous_without_a_snapshot_or_runs() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.run("t1-a", start=0.0, end=1.0)
     assert no_zombies.check(s.context()).status is Status.VACUOUS
     s.snapshot(2.0, [s.row("other-prefix", "r_x", completed=1.0)])
@@ -79,14 +79,14 @@ def test_no_zombies_is_vacuous_without_a_snapshot_or_runs() -> None:
 PARAMS = CheckParams(per_user_cap=2, test_prefix="t1", replica_ids=DEFAULT_REPLICAS)
 
 
-def _two_runs(a_end: float, b_end: float = 20.0) -> Scenario:
-    s = Scenario(PARAMS)
+def _two_runs(a_end: float, b_end: float = 20.0) -> HistoryBench:
+    s = HistoryBench(PARAMS)
     for agent, end in (("t1-a", a_end), ("t1-b", b_end)):
         s.run(agent, start=0.0, end=end, user_id="t1-u", run_id=f"r_{agent}")
     return s
 
 
-def _final(s: Scenario, a_end: float, b_end: float = 20.0, quota: int = 0) -> None:
+def _final(s: HistoryBench, a_end: float, b_end: float = 20.0, quota: int = 0) -> None:
     rows = [
         s.row(agent, f"r_{agent}", user_id="t1-u", completed=end)
         for agent, end in (("t1-a", a_end), ("t1-b", b_end))
@@ -126,7 +126,7 @@ def test_quota_lower_bound_starts_at_admission_not_at_the_post(
     Run b's first frame arrives at ``admitted``: it is surely holding a slot over
     [9.5, 10.5] only if it was admitted by 9.5.
     """
-    s = Scenario(PARAMS)
+    s = HistoryBench(PARAMS)
     s.run("t1-a", start=0.0, end=20.0, user_id="t1-u", run_id="r_t1-a")
     s.run("t1-b", start=0.0, end=20.0, user_id="t1-u", run_id="r_t1-b", admitted=admitted)
     s.snapshot(10.0, quotas={"t1-u": 1})
@@ -149,7 +149,7 @@ def test_quota_upper_bound_edge(sample: float, status: Status) -> None:
 
 
 def test_quota_never_above_the_cap_even_if_runs_explain_it() -> None:
-    s = Scenario(PARAMS)
+    s = HistoryBench(PARAMS)
     for agent in ("t1-a", "t1-b", "t1-c"):
         s.run(agent, start=0.0, end=20.0, user_id="t1-u", run_id=f"r_{agent}")
     s.snapshot(10.0, quotas={"t1-u": 3})
@@ -173,7 +173,7 @@ def test_quota_left_over_at_quiescence_fails() -> None:
 
 
 def test_quota_of_a_killed_owner_is_held_until_the_reap() -> None:
-    s = Scenario(PARAMS)
+    s = HistoryBench(PARAMS)
     s.run(
         "t1-a",
         start=0.0,

@@ -20,7 +20,7 @@ from chaos.cluster.manager import ClusterManager
 from chaos.cluster.readiness import Pending, health_lists_all, nginx_self_check, proxies_ready
 from chaos.cluster.spec import ClusterSpec
 from chaos.cluster.toxiproxy import Proxy
-from chaos.target.base import Health
+from chaos.sut.base import Health
 
 # --------------------------------------------------------------------------- readiness
 

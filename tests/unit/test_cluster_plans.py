@@ -20,7 +20,7 @@ from chaos.cluster.readiness import PgCredentials
 from chaos.cluster.spec import ClusterSpec, NginxSpec, ResolvedImages
 from chaos.cluster.topology import Topology, replica_ids
 from chaos.labels import LABEL_CLUSTER, LABEL_PID, LABEL_ROLE, LABEL_SESSION, LABEL_SUITE
-from chaos.target.base import ReplicaLaunch
+from chaos.sut.base import ReplicaLaunch
 
 IMAGES = ResolvedImages("pg:x", "nginx:x", "toxi:x", None)
 CREDS = PgCredentials("u", "pw", "db")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chaos.faults import Fault, FaultHealFailed, FaultNotProven, injected, prove_effect, prove_heal
-from chaos.history import History
+from chaos.record.history import History
 
 
 class Switch(Fault):

@@ -31,7 +31,7 @@ from chaos.faults.resources import (
     REPLICAS_SWEEPER_LOCK_KEY,
     _lock_ids,
 )
-from chaos.history import History
+from chaos.record.history import History
 
 
 class CannedPath:

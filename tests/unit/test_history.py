@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.history import History, HistoryError, Record
+from chaos.record.history import History, HistoryError, Record
 
 
 def clocked() -> History:

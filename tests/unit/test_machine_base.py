@@ -10,7 +10,6 @@ import pytest
 from hypothesis.stateful import invariant, precondition, rule
 
 from chaos.faults import Fault, FaultHealFailed, FaultNotProven
-from chaos.history import History
 from chaos.machine import (
     ChaosMachine,
     MachineLoop,
@@ -25,6 +24,7 @@ from chaos.machine import (
     run_machine,
 )
 from chaos.machine import base as machine_base
+from chaos.record.history import History
 
 
 class World:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.history import History, Outcome
 from chaos.machine import check_durability, failing_program
 from chaos.machine.run import _kwargs
+from chaos.record.history import History, Outcome
 from chaos.verdict import Status
 
 

@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 
-from chaos.checks.scenario import Scenario
 from chaos.cluster.spec import OUTAGE_TIMERS, ClusterSpec, MockProvider
-from chaos.history import FaultWindow, History
-from chaos.model import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
+from chaos.faults.replica import (
+    answers_healthz,
+    listed_by_survivors,
+    reap_wait_s,
+    survivors_list,
+)
+from chaos.record.history import FaultWindow, History
+from chaos.record.vocabulary import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
 from chaos.scenario import (
-    CANCEL_SPEC,
-    CRASH_SPEC,
-    SMOKE_SPEC,
     OwnerAnswer,
     ProbeInconclusive,
     StormCanceller,
@@ -30,13 +32,9 @@ from chaos.scenario import (
 )
 from chaos.scenario.cancels import newest_running
 from chaos.scenario.evidence import only_window, owned_running, replica_row_deleted_after
-from chaos.scenario.targets import (
-    answers_healthz,
-    listed_by_survivors,
-    reap_wait_s,
-    survivors_list,
-)
-from chaos.target.base import CancelResult, Health
+from chaos.sut.base import CancelResult, Health
+from chaos.sut.loomcycle.specs import CANCEL_SPEC, CRASH_SPEC, SMOKE_SPEC
+from chaos.testing.bench import HistoryBench
 
 # -- params and specs ------------------------------------------------------------------------
 
@@ -339,7 +337,7 @@ def test_kill_waits_out_the_reap() -> None:
 
 
 def test_replica_row_deletion_from_audit_then_snapshots() -> None:
-    s = Scenario()
+    s = HistoryBench()
     s.fault("stop", "r1", start=100.0, end=120.0)
     s.snapshot(101.0, replicas=("r1", "r2", "r3"))
     s.snapshot(104.0, replicas=("r2", "r3"))
@@ -409,7 +407,7 @@ class StatusCluster(FakeCluster):
 async def test_owner_probe_maps_every_answer(
     status: Mapping[str, Any] | str | None, owner: str, live: bool, error: str | None
 ) -> None:
-    from chaos.scenario.cluster_ports import LoomcyclePorts
+    from chaos.sut.loomcycle.ports import LoomcyclePorts
 
     ports = LoomcyclePorts(
         StatusCluster({}, status=status), pool=None, prefix="t", owner_timeout_s=0.2

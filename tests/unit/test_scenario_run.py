@@ -9,12 +9,22 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from chaos.checks.params import CheckParams
-from chaos.checks.records import NOTE_AUDIT, NOTE_DONE_EVENTS, NOTE_LIVE_PROBE, NOTE_PARAMS
-from chaos.history import History
-from chaos.model import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
+from chaos.record.history import History
+from chaos.record.vocabulary import (
+    NOTE_AUDIT,
+    NOTE_CONVERGE,
+    NOTE_DONE_EVENTS,
+    NOTE_LIVE_PROBE,
+    NOTE_PARAMS,
+    NOTE_SAMPLE_ERROR,
+    AuditRow,
+    QuotaRow,
+    ReplicaRow,
+    RunRow,
+    Snapshot,
+)
 from chaos.scenario import OwnerAnswer, ScenarioRun
-from chaos.scenario.run import NOTE_CONVERGE, NOTE_SAMPLE_ERROR
-from chaos.target.base import RunRequest
+from chaos.sut.base import RunRequest
 from chaos.verdict import Status
 from chaos.wait import eventually
 from chaos.workload.driver import Driver

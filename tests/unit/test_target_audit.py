@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chaos.target.loomcycle.audit import (
+from chaos.sut.loomcycle.audit import (
     AUDITED,
     audit_row_from,
     install_statements,

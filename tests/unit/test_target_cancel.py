@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from chaos.model import CANCEL_CLASSES
-from chaos.target.loomcycle.cancel import classify_cancel
+from chaos.record.vocabulary import CANCEL_CLASSES
+from chaos.sut.loomcycle.cancel import classify_cancel
 
 CASES: list[tuple[str, int, dict[str, Any], str | None, str]] = [
     # (case, http status, body, caller's reason, expected class)

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos.target.base import RunRejected, RunRequest, StreamEvent
-from chaos.target.loomcycle.client import LoomcycleClient, StreamError, parse_metrics
+from chaos.sut.base import RunRejected, RunRequest, StreamEvent
+from chaos.sut.loomcycle.client import LoomcycleClient, StreamError, parse_metrics
 
 SSE_DIR = Path(__file__).parent / "data" / "sse"
 SSE_HEADERS = {"content-type": "text/event-stream"}
@@ -269,7 +269,7 @@ def test_parse_metrics_reads_plain_and_labelled_samples() -> None:
 
 async def test_streams_are_dealt_over_several_pools() -> None:
     """One httpx pool makes opening n streams O(n^2) (encode/httpcore#1035): deal them out."""
-    from chaos.target.loomcycle.client import LoomcycleClient
+    from chaos.sut.loomcycle.client import LoomcycleClient
 
     client = LoomcycleClient("http://127.0.0.1:9", None, stream_pools=3)
     try:
@@ -282,7 +282,7 @@ async def test_streams_are_dealt_over_several_pools() -> None:
 def test_stream_pools_must_be_positive() -> None:
     import pytest
 
-    from chaos.target.loomcycle.client import LoomcycleClient
+    from chaos.sut.loomcycle.client import LoomcycleClient
 
     with pytest.raises(ValueError, match="stream_pools"):
         LoomcycleClient("http://127.0.0.1:9", None, stream_pools=0)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from chaos.cluster.spec import ClusterSpec, MockProvider, Timers
-from chaos.target.base import Health
-from chaos.target.loomcycle import config
-from chaos.target.loomcycle.adapter import LoomcycleAdapter, cluster_ready
+from chaos.sut.base import Health
+from chaos.sut.loomcycle import config
+from chaos.sut.loomcycle.adapter import LoomcycleAdapter, cluster_ready
 
 DSN = "postgres://loomchaos:pw@pg:5432/loomcycle?sslmode=disable"
 

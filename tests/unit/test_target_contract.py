@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from chaos.target.loomcycle.client import LoomcycleClient
-from chaos.target.loomcycle.contract import (
+from chaos.sut.loomcycle.client import LoomcycleClient
+from chaos.sut.loomcycle.contract import (
     ContractProblem,
     TargetIdentity,
     blocking,
@@ -19,7 +19,7 @@ from chaos.target.loomcycle.contract import (
     non_blocking,
     version_mismatch,
 )
-from chaos.target.loomcycle.sql import CONTRACT_COLUMNS
+from chaos.sut.loomcycle.sql import CONTRACT_COLUMNS
 
 GOOD_HEALTH = {
     "ok": True,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chaos.model import QuotaRow, ReplicaRow, RunRow
-from chaos.target.loomcycle.sql import (
+from chaos.record.vocabulary import QuotaRow, ReplicaRow, RunRow
+from chaos.sut.loomcycle.sql import (
     CONTRACT_COLUMNS,
     LoomcycleStateReader,
     decode_payload,

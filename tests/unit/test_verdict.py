@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.history import FaultWindow
+from chaos.record.history import FaultWindow
 from chaos.verdict import (
     InvariantViolation,
     Status,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chaos.errors import SetupError
-from chaos.history import History
+from chaos.record.history import History
+from chaos.record.vocabulary import OP_CIRCUIT_DRAIN
 from chaos.workload import (
     CapPolicy,
     CircuitPool,
@@ -15,7 +16,6 @@ from chaos.workload import (
     WaveContext,
     circuit_requests,
 )
-from chaos.workload.circuits import OP_CIRCUIT_DRAIN
 from chaos.workload.scripted import Script, ScriptedRunClient
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from chaos.history import History, Record
-from chaos.model import OP_START_RUN
-from chaos.target.base import Rejection, RunRejected, RunRequest
+from chaos.record.history import History, Record
+from chaos.record.vocabulary import OP_START_RUN
+from chaos.sut.base import Rejection, RunRejected, RunRequest
 from chaos.wait import eventually
 from chaos.workload import OP_RUN_STATUS, CapPolicy, CutPlan, Driver, RetryPolicy
 from chaos.workload.scripted import Script, ScriptedRunClient

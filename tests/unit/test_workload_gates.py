@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from chaos.history import History
-from chaos.target.base import RunRequest
+from chaos.record.history import History
+from chaos.sut.base import RunRequest
 from chaos.wait import eventually
 from chaos.workload import (
     CapPolicy,

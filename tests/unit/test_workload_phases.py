@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chaos.history import History
-from chaos.model import OP_START_RUN
-from chaos.target.base import RunRequest
+from chaos.record.history import History
+from chaos.record.vocabulary import OP_START_RUN
+from chaos.sut.base import RunRequest
 from chaos.workload import (
     CapPolicy,
     Driver,

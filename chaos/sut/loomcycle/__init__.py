@@ -3,13 +3,13 @@
 Modules: ``config`` (a replica's env, config file and command), ``client``
 (HTTP/SSE), ``cancel`` (sorting cancel answers), ``sql`` (state reads),
 ``audit`` (the suite's own write triggers), ``contract`` (self-check), and
-``adapter`` (the :class:`~chaos.target.base.TargetAdapter`).
+``adapter`` (the :class:`~chaos.sut.base.TargetAdapter`).
 """
 
-from chaos.target.loomcycle.adapter import LoomcycleAdapter, cluster_ready
-from chaos.target.loomcycle.cancel import classify_cancel
-from chaos.target.loomcycle.client import LoomcycleClient, StreamError
-from chaos.target.loomcycle.sql import LoomcycleStateReader
+from chaos.sut.loomcycle.adapter import LoomcycleAdapter, cluster_ready
+from chaos.sut.loomcycle.cancel import classify_cancel
+from chaos.sut.loomcycle.client import LoomcycleClient, StreamError
+from chaos.sut.loomcycle.sql import LoomcycleStateReader
 
 __all__ = [
     "LoomcycleAdapter",

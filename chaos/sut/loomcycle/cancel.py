@@ -4,7 +4,7 @@
 ``cancelled: false`` is often the *expected* outcome: a run that ended while
 the cancel was in flight is a race the contract calls normal.  A checker
 cannot judge a raw body, so every answer is sorted into one
-:data:`~chaos.model.CancelClass` here, next to the only code that knows the
+:data:`~chaos.record.vocabulary.CancelClass` here, next to the only code that knows the
 body's fields.  Anything the contract does not describe is ``unknown``, which
 the checkers always treat as a failure: a new reason word in a later release
 must be looked at by a person, not silently accepted.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaos.model import TERMINAL, CancelClass
+from chaos.record.vocabulary import TERMINAL, CancelClass
 
 #: No ack from the owning replica within LOOMCYCLE_CANCEL_ACK_TIMEOUT_MS.
 REASON_OWNER_UNREACHABLE = "owner_replica_unreachable"
@@ -36,7 +36,7 @@ def _acknowledges(reason: object, caller_reason: str | None) -> bool:
 def classify_cancel(
     http_status: int, body: Mapping[str, Any], caller_reason: str | None
 ) -> CancelClass:
-    """Sort one cancel answer into a :data:`~chaos.model.CancelClass`.
+    """Sort one cancel answer into a :data:`~chaos.record.vocabulary.CancelClass`.
 
     ``body`` is the decoded JSON object (empty when the body was not JSON);
     ``caller_reason`` is the reason the suite sent, or ``None``.

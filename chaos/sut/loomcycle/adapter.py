@@ -1,21 +1,17 @@
-"""The loomcycle :class:`~chaos.target.base.TargetAdapter`."""
+"""The loomcycle :class:`~chaos.sut.base.TargetAdapter`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from chaos.cluster.spec import ClusterSpec
-from chaos.target.base import Health, ReplicaLaunch, RunClient, StateReader, TargetAdapter
-from chaos.target.loomcycle import config
-from chaos.target.loomcycle.client import LoomcycleClient
-from chaos.target.loomcycle.sql import LoomcycleStateReader, Queryable
+from chaos.sut.base import Health, ReplicaLaunch, RunClient, StateReader, TargetAdapter
+from chaos.sut.loomcycle import config
+from chaos.sut.loomcycle.build import VERSION
+from chaos.sut.loomcycle.client import LoomcycleClient
+from chaos.sut.loomcycle.sql import LoomcycleStateReader, Queryable
 
 NAME = "loomcycle"
-VERSION = "v1.59.0"
-#: The public image of this release (used when images.source == "public").
-PUBLIC_IMAGE = f"denngubsky/loomcycle:{VERSION}"
-#: The Go module, for building the binary from source with `go install`.
-GO_MODULE = "github.com/denn-gubsky/loomcycle/cmd/loomcycle"
 #: In cluster mode a finished run's per-user slot is given back by a background
 #: goroutine with its own 5 s context (v1.59.0 internal/concurrency/semaphore.go:285-295,
 #: called at :366, :386, :419), after the stream has ended: a client can see ``done``
@@ -72,7 +68,7 @@ class LoomcycleAdapter:
         return LoomcycleStateReader(db)
 
 
-# Static conformance: mypy fails here if a protocol in chaos.target.base drifts
+# Static conformance: mypy fails here if a protocol in chaos.sut.base drifts
 # away from this adapter (the classes do not inherit from the protocols).
 def _as_target_adapter(adapter: LoomcycleAdapter) -> TargetAdapter:
     return adapter

@@ -3,7 +3,7 @@
 A :class:`World` describes a scenario end to end (each run's client view and
 database row, kills, reaps, snapshot times); :func:`plan_world` draws a legal
 one from a seed, tests mutate it to inject a violation, and :func:`render`
-turns it into a :class:`~chaos.history.History` carrying everything the
+turns it into a :class:`~chaos.record.history.History` carrying everything the
 checkers read.  Nothing here talks to a target: it is the checkers' test bench.
 
 The legal world follows the contract: runs start via the load balancer, most
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from chaos.checks.params import CheckParams
-from chaos.checks.records import record_audit, record_params, record_snapshot
-from chaos.history import History
-from chaos.model import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
+from chaos.record.history import History
+from chaos.record.readers import record_audit, record_params, record_snapshot
+from chaos.record.vocabulary import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
 
 Fate = Literal["complete", "cancel", "cut", "killed"]
 WALL0 = 1_700_000_000.0

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from chaos.checks.params import CheckParams
 from chaos.faults import ContainerTarget, Freeze, GracefulStop, Kill, Probe
 from chaos.scenario.base import ScenarioCluster, client_for
-from chaos.target.base import Health
+from chaos.sut.base import Health
 from chaos.wait import eventually
 
 #: A replica restarted by a heal boots, migrates nothing, and heartbeats its row: generous.

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, cast
 
 from chaos.errors import SetupError
-from chaos.model import AuditRow
-from chaos.target.loomcycle.sql import Queryable, like_prefix
+from chaos.record.vocabulary import AuditRow
+from chaos.sut.loomcycle.sql import Queryable, like_prefix
 
 AUDIT_TABLE = "loomchaos_audit"
 AUDIT_FUNCTION = "loomchaos_audit_row"

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from chaos.target.base import RunRequest
-from chaos.target.loomcycle.adapter import LoomcycleAdapter
-from chaos.target.loomcycle.config import CHAOS_AGENT
-from chaos.target.loomcycle.sql import LoomcycleStateReader
+from chaos.sut.base import RunRequest
+from chaos.sut.loomcycle.adapter import LoomcycleAdapter
+from chaos.sut.loomcycle.config import CHAOS_AGENT
+from chaos.sut.loomcycle.sql import LoomcycleStateReader
 from chaos.wait import eventually
 
 if TYPE_CHECKING:

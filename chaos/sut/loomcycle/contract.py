@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.target.loomcycle.client import LoomcycleClient
-from chaos.target.loomcycle.sql import LoomcycleStateReader, Queryable, missing_columns
+from chaos.sut.loomcycle.client import LoomcycleClient
+from chaos.sut.loomcycle.sql import LoomcycleStateReader, Queryable, missing_columns
 
 HEALTH_FIELDS = ("ok", "version", "replica_id", "replicas")
 REPLICA_FIELDS = ("id", "last_heartbeat_at")

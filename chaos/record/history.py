@@ -19,14 +19,28 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO, cast, get_args
+from typing import Any, TextIO, cast
 
-RecordType = Literal["invoke", "ok", "fail", "info", "fault", "snapshot", "lag", "note"]
-Outcome = Literal["ok", "fail", "info"]
-FaultPhase = Literal["inject", "effect", "heal", "healed", "heal_failed", "effect_failed"]
+from chaos.record.vocabulary import (
+    OUTCOMES,
+    RECORD_TYPES,
+    FaultPhase,
+    Outcome,
+    RecordType,
+)
 
-RECORD_TYPES: frozenset[str] = frozenset(get_args(RecordType))
-OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+__all__ = [
+    "OUTCOMES",
+    "RECORD_TYPES",
+    "FaultPhase",
+    "FaultWindow",
+    "History",
+    "HistoryError",
+    "Operation",
+    "Outcome",
+    "Record",
+    "RecordType",
+]
 
 JSONDict = dict[str, Any]
 

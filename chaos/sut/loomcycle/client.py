@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from httpx_sse import aconnect_sse
 
-from chaos.target.base import (
+from chaos.sut.base import (
     CancelResult,
     Health,
     Rejection,
@@ -30,7 +30,7 @@ from chaos.target.base import (
     RunRequest,
     StreamEvent,
 )
-from chaos.target.loomcycle.cancel import classify_cancel
+from chaos.sut.loomcycle.cancel import classify_cancel
 
 #: Events after which loomcycle closes the stream.
 TERMINAL_EVENTS = frozenset({"done", "error"})
@@ -136,7 +136,7 @@ def _quote(segment: str) -> str:
 
 
 class LoomcycleClient:
-    """:class:`~chaos.target.base.RunClient` for loomcycle.
+    """:class:`~chaos.sut.base.RunClient` for loomcycle.
 
     ``transport`` is for tests (``httpx.MockTransport``); ``clock`` stamps
     each stream event on arrival and times cancels (monotonic by default).

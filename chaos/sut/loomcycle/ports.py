@@ -1,7 +1,7 @@
 """The loomcycle wiring of a scenario: ports over a real cluster, audit triggers, clients.
 
 The one module of :mod:`chaos.scenario` that knows the target: it reads state
-through :class:`~chaos.target.loomcycle.LoomcycleStateReader` and the audit
+through :class:`~chaos.sut.loomcycle.LoomcycleStateReader` and the audit
 helpers, asks owners through the adapter's client, and owns the asyncpg pool
 those reads share (a pool, not one connection: the background sampler and a
 scenario's own reads run at the same time).
@@ -17,17 +17,17 @@ from typing import Any
 
 import asyncpg
 
-from chaos.history import History
-from chaos.model import AuditRow, Snapshot
+from chaos.record.history import History
+from chaos.record.vocabulary import AuditRow, Snapshot
 from chaos.scenario.base import ScenarioCluster, client_for, describe_error
 from chaos.scenario.convergence import OwnerAnswer
 from chaos.scenario.params import params_for
 from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import run_many
-from chaos.target.base import RunClient, RunRequest
-from chaos.target.loomcycle.adapter import QUOTA_RELEASE_LAG_S
-from chaos.target.loomcycle.audit import install_audit, read_audit, uninstall_audit
-from chaos.target.loomcycle.sql import LoomcycleStateReader
+from chaos.sut.base import RunClient, RunRequest
+from chaos.sut.loomcycle.adapter import QUOTA_RELEASE_LAG_S
+from chaos.sut.loomcycle.audit import install_audit, read_audit, uninstall_audit
+from chaos.sut.loomcycle.sql import LoomcycleStateReader
 from chaos.workload.driver import Driver, RunResult
 from chaos.workload.gates import CapPolicy
 

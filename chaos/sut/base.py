@@ -2,7 +2,7 @@
 
 The cluster module asks the adapter how to launch a replica; the workload
 driver and the faults talk to replicas through :class:`RunClient`; the
-checkers never see any of this, only :mod:`chaos.model` rows and the history.
+checkers never see any of this, only :mod:`chaos.record.vocabulary` rows and the history.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chaos.model import CancelClass, QuotaRow, ReplicaRow, RunRow
+from chaos.record.vocabulary import CancelClass, QuotaRow, ReplicaRow, RunRow
 
 if TYPE_CHECKING:
     # Only for annotations: chaos.cluster imports this module for Health, so a
@@ -112,7 +112,7 @@ class RunRejected(Exception):
 
 
 class StateReader(Protocol):
-    """Reads the target's database into :mod:`chaos.model` rows (only this module knows SQL)."""
+    """Reads the target's database into :mod:`chaos.record.vocabulary` rows (it alone knows SQL)."""
 
     async def runs(self, prefix: str) -> Sequence[RunRow]: ...
 

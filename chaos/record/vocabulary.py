@@ -1,8 +1,8 @@
 """The target-neutral vocabulary that flows from the adapter to the checkers.
 
-The target adapter (``chaos/target/``) is the only code that knows the
+The target adapter (``chaos/sut/``) is the only code that knows the
 target's SQL and JSON; it turns what it reads into these rows.  Checkers read
-only these rows and the :class:`~chaos.history.History`, so another system
+only these rows and the :class:`~chaos.record.history.History`, so another system
 with runs, owners, quotas and a reaper needs a new adapter and nothing else.
 
 History vocabulary (``op`` names and the data each record carries):
@@ -30,20 +30,49 @@ Every completion of ``start_run`` also carries ``end``: ``done``, ``error`` (the
 Notes: ``phase`` and ``wave`` (the wave's summary), ``circuit_drain`` (circuit,
     reused, drained, empty), ``check_params``.
 ``kill`` / ``stop`` / ``pause`` / ... : faults, recorded with
-    :meth:`~chaos.history.History.fault`, target = container or link name.
+    :meth:`~chaos.record.history.History.fault`, target = container or link name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+
+# -- records -------------------------------------------------------------------------
+#: The kinds of record a History holds (Jepsen's ``:type``, plus the suite's own).
+RecordType = Literal["invoke", "ok", "fail", "info", "fault", "snapshot", "lag", "note"]
+#: How an invoked operation ended: the system said yes, said no, or we never heard.
+Outcome = Literal["ok", "fail", "info"]
+#: The phases of a fault window, in order (``effect_failed``/``heal_failed`` end it early).
+FaultPhase = Literal["inject", "effect", "heal", "healed", "heal_failed", "effect_failed"]
+RECORD_TYPES: frozenset[str] = frozenset(get_args(RecordType))
+OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+
+# -- operation and note names (writers and readers import these, never spell them) ----
 
 RunStatus = Literal["running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 OP_START_RUN = "start_run"
 OP_CANCEL = "cancel"
+#: The status poll after a broken or cut stream.
 OP_RUN_STATUS = "run_status"
+#: Stream event types whose arrival a ``start_run`` completion lists in ``events``.
+RECORDED_EVENTS: frozenset[str] = frozenset({"session", "agent", "done", "error"})
+#: A database snapshot's op name, and the notes the end of a scenario writes.
+SNAPSHOT_OP = "db"
+NOTE_PARAMS = "check_params"
+NOTE_AUDIT = "audit"
+NOTE_LIVE_PROBE = "live_probe"
+NOTE_DONE_EVENTS = "done_events"
+NOTE_CIRCUIT_OUTPUTS = "circuit_outputs"
+#: Scenario notes: the convergence wait's result, a background sample that failed.
+NOTE_CONVERGE = "converge"
+NOTE_SAMPLE_ERROR = "sample_error"
+#: Workload notes: a phase started, a wave's summary, a circuit id's queues checked.
+NOTE_PHASE = "phase"
+OP_WAVE = "wave"
+OP_CIRCUIT_DRAIN = "circuit_drain"
 
 CancelClass = Literal[
     "acknowledged",  # cancelled:true with the caller's reason

@@ -1,4 +1,4 @@
-"""Reading loomcycle's Postgres state into :mod:`chaos.model` rows.
+"""Reading loomcycle's Postgres state into :mod:`chaos.record.vocabulary` rows.
 
 Only this module knows loomcycle's tables (CONTRACT.md, "Postgres state the
 invariants read").  Every read is scoped to a test's id prefix, because a
@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chaos.model import QuotaRow, ReplicaRow, RunRow, Snapshot
+from chaos.record.vocabulary import QuotaRow, ReplicaRow, RunRow, Snapshot
 
 #: Tables and the columns the suite relies on; :func:`missing_columns` compares.
 CONTRACT_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -197,7 +197,7 @@ def missing_columns(found: Mapping[str, set[str] | frozenset[str]]) -> list[str]
 
 
 class LoomcycleStateReader:
-    """:class:`~chaos.target.base.StateReader` over an asyncpg connection or pool."""
+    """:class:`~chaos.sut.base.StateReader` over an asyncpg connection or pool."""
 
     def __init__(self, db: Queryable) -> None:
         self._db = db

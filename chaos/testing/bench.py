@@ -12,7 +12,8 @@ from typing import Any
 
 from chaos.checks.context import CheckContext
 from chaos.checks.params import CheckParams
-from chaos.checks.records import (
+from chaos.record.history import History, Outcome, Record
+from chaos.record.readers import (
     record_audit,
     record_circuit_outputs,
     record_done_events,
@@ -20,14 +21,13 @@ from chaos.checks.records import (
     record_params,
     record_snapshot,
 )
-from chaos.history import History, Outcome, Record
-from chaos.model import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
+from chaos.record.vocabulary import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
 
 WALL0 = 1_700_000_000.0
 DEFAULT_REPLICAS = ("r1", "r2", "r3")
 
 
-class Scenario:
+class HistoryBench:
     """Append records at chosen times; :meth:`context` hands the result to the checkers."""
 
     def __init__(self, params: CheckParams | None = None, *, prefix: str = "t1") -> None:
@@ -42,7 +42,7 @@ class Scenario:
     def wall(mono: float) -> float:
         return mono + WALL0
 
-    def at(self, mono: float) -> Scenario:
+    def at(self, mono: float) -> HistoryBench:
         self._now = mono
         return self
 

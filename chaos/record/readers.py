@@ -12,7 +12,7 @@ Note shapes (``History.note(op, **data)``; ``key`` travels in ``data`` because
 ``check_params``
     :meth:`CheckParams.to_dict` fields.  The last one wins.
 ``audit``
-    ``rows``: list of :class:`~chaos.model.AuditRow` as dicts.  Several notes
+    ``rows``: list of :class:`~chaos.record.vocabulary.AuditRow` as dicts.  Several notes
     are concatenated and de-duplicated by ``seq``.
 ``live_probe``
     ``agent_id``, ``run_id``, ``replica_id`` (the replica that was asked: it
@@ -39,15 +39,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from chaos.checks.params import CheckParams
-from chaos.history import History, Record
-from chaos.model import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
-
-SNAPSHOT_OP = "db"
-NOTE_PARAMS = "check_params"
-NOTE_AUDIT = "audit"
-NOTE_LIVE_PROBE = "live_probe"
-NOTE_DONE_EVENTS = "done_events"
-NOTE_CIRCUIT_OUTPUTS = "circuit_outputs"
+from chaos.record.history import History, Record
+from chaos.record.vocabulary import (
+    NOTE_AUDIT,
+    NOTE_CIRCUIT_OUTPUTS,
+    NOTE_DONE_EVENTS,
+    NOTE_LIVE_PROBE,
+    NOTE_PARAMS,
+    SNAPSHOT_OP,
+    AuditRow,
+    QuotaRow,
+    ReplicaRow,
+    RunRow,
+    Snapshot,
+)
 
 CIRCUIT_OUTPUT_SUFFIXES: tuple[str, ...] = ("-research", "-research-edited", "-research-scored")
 
