@@ -5,8 +5,10 @@ fixtures of the suite:
 
 * markers ``chaos`` (real clusters, Docker), ``slow``, ``soak``;
 * one seed per session (``--chaos-seed``, else ``LOOMCHAOS_SEED``, else random)
-  that drives workloads, fault schedules and Hypothesis; printed in the
-  header, on every failure, and recorded in the JUnit XML;
+  from which each test's seed is derived (session seed + test id), and from
+  that independent named streams for the workload, the fault schedule and
+  Hypothesis (:mod:`chaos.seeds`); a failure prints the SESSION seed and the
+  test id, the one pair that replays it; the JUnit XML keeps both seeds;
 * a pytest-timeout on every chaos test and a whole-session deadline, so a
   hang fails with artifacts instead of being killed by CI;
 * an artifact folder per failing test (history, verdicts, logs).
@@ -14,7 +16,6 @@ fixtures of the suite:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -28,6 +29,9 @@ import pytest
 
 from chaos.labels import new_session_id, test_prefix
 from chaos.record.history import History
+from chaos.report.outcome import REPORT_KEY, report_failed
+from chaos.seeds import FAULTS, HYPOTHESIS, Replay, TestSeed, stream, stream_seed
+from chaos.seeds import derive_test_seed as derive_test_seed
 from chaos.verdict import InvariantViolation, Verdict, assert_verdicts, verdict_table
 
 DEFAULT_CHAOS_TIMEOUT_S = 600
@@ -36,7 +40,6 @@ DEFAULT_SESSION_DEADLINE_S = 50 * 60
 _SEED_KEY = pytest.StashKey[int]()
 _SESSION_KEY = pytest.StashKey[str]()
 _START_KEY = pytest.StashKey[float]()
-_REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 _HISTORY_KEY = pytest.StashKey[History]()
 _VERDICTS_KEY = pytest.StashKey[list[Verdict]]()
 
@@ -101,16 +104,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SEED_KEY] = seed
     config.stash[_SESSION_KEY] = new_session_id()
     config.stash[_START_KEY] = time.monotonic()
-    config.stash[_REPORT_KEY] = {}
-    # One seed for everything: hand it to Hypothesis unless the user set its own.
+    config.stash[REPORT_KEY] = {}
+    # One seed for everything: Hypothesis gets its own named stream of it (not the
+    # number itself, which would make its draws those of every other stream),
+    # unless the user set its seed.
     if hasattr(config.option, "hypothesis_seed") and config.option.hypothesis_seed is None:
-        config.option.hypothesis_seed = seed
+        config.option.hypothesis_seed = stream_seed(seed, HYPOTHESIS)
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 
 
 def session_seed(config: pytest.Config) -> int:
     return config.stash[_SEED_KEY]
+
+
+def replay_for(item: pytest.Item) -> Replay:
+    """What replays ``item``: the session seed and its id."""
+    return Replay(
+        item.config.stash[_SEED_KEY],
+        item.nodeid,
+        chaos=item.get_closest_marker("chaos") is not None,
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -144,22 +158,10 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    item.stash.setdefault(_REPORT_KEY, {})[report.when] = report
-    seed = item.config.stash[_SEED_KEY]
+    item.stash.setdefault(REPORT_KEY, {})[report.when] = report
     if report.failed and (item.get_closest_marker("chaos") or _HISTORY_KEY in item.stash):
-        report.sections.append(("loomchaos", f"seed: {seed}  (replay: --chaos-seed={seed})"))
+        report.sections.append(("loomchaos", replay_for(item).line()))
     return report
-
-
-def report_failed(node: pytest.Item) -> bool:
-    """Whether any phase (setup, call, teardown) of this test has failed so far."""
-    return any(r.failed for r in node.stash.get(_REPORT_KEY, {}).values())
-
-
-def derive_test_seed(seed: int, nodeid: str) -> int:
-    """The per-test seed: stable for one session seed and one test id."""
-    digest = hashlib.sha256(f"{seed}:{nodeid}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 def _slug(nodeid: str) -> str:
@@ -181,17 +183,27 @@ def _chaos_junit_session_properties(
 
 
 @pytest.fixture
-def chaos_seed(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> int:
-    """This test's seed, derived from the session seed; recorded in the JUnit XML."""
-    seed = derive_test_seed(request.config.stash[_SEED_KEY], request.node.nodeid)
-    record_property("chaos_seed", request.config.stash[_SEED_KEY])
-    record_property("chaos_test_seed", seed)
-    return seed
+def chaos_seed(
+    request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]
+) -> TestSeed:
+    """This test's seed, derived from the session seed and the test id; an ``int`` that
+    remembers both, so a failure rendered from it names the seed that replays it.
+
+    The JUnit XML keeps both: ``chaos_seed`` (the session's, what ``--chaos-seed``
+    takes) and ``chaos_test_seed`` (this test's), plus the replay command.
+    """
+    replay = replay_for(request.node)
+    record_property("chaos_seed", replay.session_seed)
+    record_property("chaos_test_seed", replay.test_seed)
+    record_property("chaos_replay", replay.command())
+    return TestSeed(replay)
 
 
 @pytest.fixture
 def chaos_rng(chaos_seed: int) -> random.Random:
-    return random.Random(chaos_seed)
+    """The test's "faults" stream: victims, moments, fault parameters.  Independent of
+    the driver's "workload" stream, which is drawn from the same test seed."""
+    return stream(chaos_seed, FAULTS)
 
 
 @pytest.fixture
@@ -216,7 +228,9 @@ def chaos_history(
 ) -> Generator[History, None, None]:
     """The test's History; its fault timeline goes to the JUnit XML, all of it to the
     artifact folder when the test fails."""
-    history = History(seed=chaos_seed, meta={"test": request.node.nodeid})
+    replay = replay_for(request.node)
+    # The meta says how to replay the test, so a saved history.jsonl carries it too.
+    history = History(seed=chaos_seed, meta=replay.to_meta())
     request.node.stash[_HISTORY_KEY] = history
     yield history
     windows = history.fault_windows()

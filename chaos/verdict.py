@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.record.history import FaultWindow
+from chaos.seeds import Replay, replay_line
 
 
 class Status(enum.StrEnum):
@@ -96,8 +97,15 @@ def verdict_table(verdicts: Iterable[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def render_failure(verdicts: Sequence[Verdict], *, seed: int, artifacts: Path | None = None) -> str:
-    """The text a failing test shows: failing verdicts with evidence, then seed and artifacts."""
+def render_failure(
+    verdicts: Sequence[Verdict], *, seed: int | Replay, artifacts: Path | None = None
+) -> str:
+    """The text a failing test shows: failing verdicts with evidence, then seed and artifacts.
+
+    ``seed`` is the test's seed as the ``chaos_seed`` fixture gives it (it knows its
+    session seed and test id, which the line prints: they replay it) or a
+    :class:`~chaos.seeds.Replay`; a bare number is printed as not replayable.
+    """
     lines = [verdict_table(verdicts), ""]
     for v in _ordered(verdicts):
         if v.ok:
@@ -107,7 +115,7 @@ def render_failure(verdicts: Sequence[Verdict], *, seed: int, artifacts: Path | 
             lines.append(f"    {key}: {_short(value)}")
         for w in v.fault_windows:
             lines.append(f"    fault window: {w.describe()}")
-    lines.append(f"seed: {seed}  (replay: --chaos-seed={seed})")
+    lines.append(replay_line(seed))
     if artifacts is not None:
         lines.append(f"artifacts: {artifacts}")
     return "\n".join(lines)
@@ -116,7 +124,9 @@ def render_failure(verdicts: Sequence[Verdict], *, seed: int, artifacts: Path | 
 class InvariantViolation(AssertionError):
     """Raised by :func:`assert_verdicts`; carries the verdicts for the plugin."""
 
-    def __init__(self, verdicts: Sequence[Verdict], seed: int, artifacts: Path | None) -> None:
+    def __init__(
+        self, verdicts: Sequence[Verdict], seed: int | Replay, artifacts: Path | None
+    ) -> None:
         self.verdicts = list(verdicts)
         self.seed = seed
         self.artifacts = artifacts
@@ -124,7 +134,7 @@ class InvariantViolation(AssertionError):
 
 
 def assert_verdicts(
-    verdicts: Sequence[Verdict], *, seed: int, artifacts: Path | None = None
+    verdicts: Sequence[Verdict], *, seed: int | Replay, artifacts: Path | None = None
 ) -> None:
     if not verdicts:
         raise InvariantViolation(

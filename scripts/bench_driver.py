@@ -4,7 +4,7 @@
 Measures the suite's DRIVER (chaos.workload.driver.Driver with the real
 HTTP/SSE client, chaos.sut.loomcycle.client.LoomcycleClient), not any
 target.  loomcycle cannot run on this machine, so the driver opens its streams
-against chaos.bench.sink: a benchmark LOAD SINK, NOT a stand-in for loomcycle.
+against chaos.sut.loomcycle.bench_sink: a benchmark LOAD SINK, NOT a stand-in for loomcycle.
 The sink only speaks the wire shape the client parses (session, agent, text,
 keepalive comments during a hold, done end_turn) and has none of the target's
 behaviour; its numbers say nothing about loomcycle.  It runs in a SEPARATE
@@ -47,8 +47,8 @@ if str(ROOT) not in sys.path:
 
 from chaos.bench.driver_load import CpuLevel, Ramp, measure_cpu, ramp_streams  # noqa: E402
 from chaos.bench.process import SinkProcess  # noqa: E402
-from chaos.bench.sink import raise_open_files_limit  # noqa: E402
 from chaos.bench.stats import format_table  # noqa: E402
+from chaos.sut.loomcycle.bench_sink import raise_open_files_limit  # noqa: E402
 
 #: File descriptors kept free beyond one per stream: the interpreter, the sink's
 #: pipes, the lag sampler, status polls.

@@ -44,7 +44,7 @@ def own_rss_mib() -> float:
 
 
 class SinkProcess:
-    """``python -m chaos.bench.sink`` as a child process on 127.0.0.1.
+    """``python -m chaos.sut.loomcycle.bench_sink`` as a child process on 127.0.0.1.
 
     ``release()`` ends every held stream (SIGUSR1: a signal needs no file
     descriptor, so it works even when the driver has run out of them).
@@ -90,7 +90,7 @@ class SinkProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "chaos.bench.sink",
+            "chaos.sut.loomcycle.bench_sink",
             *self._args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

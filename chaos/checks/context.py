@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from chaos.checks.params import CheckParams
+from chaos.checks.params import CheckParams, params_from_history, record_params
 from chaos.record.history import FaultWindow, History, Outcome, Record
 from chaos.record.readers import (
     audit_from_history,
     note_key,
-    params_from_history,
     record_audit,
-    record_params,
     record_snapshot,
     snapshots_from_history,
 )

@@ -1,13 +1,13 @@
 """no_quota_leaks: per-user quota counts agree with the runs that could hold them.
 
-``user_quotas.active_count`` is a user's running plus queued runs, taken before
-queueing and given back when the run's HTTP handler returns (or by the reaper
-for a dead owner).  The suite cannot see the instant a slot is taken or given
-back, only the client's view of each run, so each sample at time t is judged
-against two bounds:
+A user's quota count (the target's per-user slot counter) is its running
+plus queued runs, taken before queueing and given back when the run's HTTP
+handler returns (or by the reaper for a dead owner).  The suite cannot see
+the instant a slot is taken or given back, only the client's view of each
+run, so each sample at time t is judged against two bounds:
 
 - lower: runs that were surely holding a slot, i.e. admitted (the first
-  stream frame arrived: loomcycle sends headers only after admission) and not
+  stream frame arrived: the target sends headers only after admission) and not
   yet completed on the client over the whole window [t - slack, t + slack]
   around the sample (slack covers the snapshot's own duration and request
   transit).  A POST still in flight holds nothing: measured on the real
@@ -20,7 +20,7 @@ against two bounds:
 
 And never above the per-user cap.  At quiescence (the final snapshot) each
 user's count must equal its runs still ``running`` there, which after
-convergence is 0: the sum of user_quotas is 0.
+convergence is 0: the quota counts sum to 0.
 
 Both bounds are point-in-interval counts on shifted intervals (lower: the
 interval shrunk by slack at both ends; upper: grown by slack before and grace
@@ -175,7 +175,7 @@ def check(ctx: CheckContext) -> Verdict:
     if not seen_nonzero:
         return Verdict.vacuous(
             INVARIANT,
-            "no snapshot ever showed a non-zero user_quotas row (quota off, or never sampled "
+            "no snapshot ever showed a non-zero quota count (quota off, or never sampled "
             "under load)",
             snapshots=len(ctx.snapshots),
             per_user_cap=ctx.params.per_user_cap,
@@ -203,7 +203,7 @@ def check(ctx: CheckContext) -> Verdict:
         if leftover:
             total = sum(x["active_count"] for x in leftover)
             parts.append(
-                f"at quiescence user_quotas sums to {total} for {len(leftover)} users "
+                f"at quiescence the quota counts sum to {total} for {len(leftover)} users "
                 "(expected their running runs, normally 0)"
             )
         return Verdict.failed(
@@ -221,7 +221,7 @@ def check(ctx: CheckContext) -> Verdict:
     return Verdict.passed(
         INVARIANT,
         f"{samples} quota samples within bounds (peak {peak}, cap {ctx.params.per_user_cap}); "
-        "user_quotas back to the running runs at quiescence",
+        "quota counts back to the running runs at quiescence",
         samples=samples,
         peak=peak,
         snapshots=len(ctx.snapshots),

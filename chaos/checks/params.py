@@ -2,7 +2,7 @@
 
 Every bound here comes from the target's documented timers (CONTRACT.md,
 "Timers") or from the scenario.  They are recorded with
-:func:`chaos.record.readers.record_params` at the start of a scenario so that
+:func:`record_params` at the start of a scenario so that
 ``loomchaos check PATH`` judges a saved history with the bounds it ran under,
 not with today's defaults.
 """
@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from chaos.record.history import History, Record
+from chaos.record.vocabulary import NOTE_PARAMS
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,16 @@ class CheckParams:
                 continue
             kwargs[name] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs)
+
+
+def record_params(history: History, params: CheckParams) -> Record:
+    return history.note(NOTE_PARAMS, **params.to_dict())
+
+
+def params_from_history(history: History) -> CheckParams | None:
+    """The last recorded parameters, or ``None`` when the scenario recorded none."""
+    found: CheckParams | None = None
+    for rec in history.records:
+        if rec.type == "note" and rec.op == NOTE_PARAMS:
+            found = CheckParams.from_dict(rec.data)
+    return found

@@ -16,9 +16,11 @@ Rules it keeps:
 
 Published host ports change whenever a container restarts (Docker picks a new
 free one), so the host-side accessors read a cache that :meth:`refresh_endpoints`
-rebuilds; the node operations here (:meth:`start_node`, ...) and :meth:`reset`
-refresh it themselves, and a fault that restarts a container on its own must
-call :meth:`refresh_endpoints` afterwards.
+rebuilds; :meth:`start_node` and :meth:`reset` refresh it themselves, and a
+fault that restarts a container on its own must call :meth:`refresh_endpoints`
+afterwards.  The cluster offers no kill, stop or pause of its own: a scenario
+breaks things only through :mod:`chaos.faults`, which records every fault in
+the history (tests of reset itself use :mod:`chaos.testing.sabotage`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from chaos.cluster.docker_ops import (
     start_container,
     write_container_logs,
 )
+from chaos.cluster.launch import ReplicaLaunch, TargetAdapter
 from chaos.cluster.nginx import SELF_CHECK_PATH
 from chaos.cluster.plans import (
     cluster_labels,
@@ -82,7 +85,6 @@ from chaos.cluster.topology import (
 from chaos.cluster.toxiproxy import ToxiproxyClient
 from chaos.errors import SetupError, TargetUnavailable
 from chaos.labels import LABEL_CLUSTER, LABEL_SESSION, LABEL_SUITE, SUITE
-from chaos.sut.base import ReplicaLaunch, TargetAdapter
 from chaos.wait import eventually
 
 Hook = Callable[["Cluster"], Awaitable[None]]
@@ -524,36 +526,10 @@ class Cluster:
         name = self.container_name(node)
         return await asyncio.to_thread(self._client().containers.get, name)
 
-    async def stop_node(self, node: str, timeout: int | None = None) -> None:
-        grace = self.deadlines.stop_grace_s if timeout is None else timeout
-        container = await self.container(node)
-        await asyncio.to_thread(container.stop, timeout=grace)
-        self._ports.pop(node, None)
-
-    async def kill_node(self, node: str, signal: str = "SIGKILL") -> None:
-        container = await self.container(node)
-        await asyncio.to_thread(container.kill, signal=signal)
-        if signal in ("SIGKILL", "KILL", "9"):
-            self._ports.pop(node, None)
-
     async def start_node(self, node: str) -> None:
+        """Start ``node`` again (re-created if it was removed) and re-read its ports."""
         await self._revive(node)
         await self._refresh_node(node)
-
-    async def restart_node(self, node: str, timeout: int | None = None) -> None:
-        """Stop and start under the same id and address (a replica keeps its replica id)."""
-        grace = self.deadlines.stop_grace_s if timeout is None else timeout
-        container = await self.container(node)
-        await asyncio.to_thread(container.restart, timeout=grace)
-        await self._refresh_node(node)
-
-    async def pause_node(self, node: str) -> None:
-        container = await self.container(node)
-        await asyncio.to_thread(container.pause)
-
-    async def unpause_node(self, node: str) -> None:
-        container = await self.container(node)
-        await asyncio.to_thread(container.unpause)
 
     async def log_tail(self, node: str, lines: int = 40) -> str:
         try:

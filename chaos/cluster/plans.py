@@ -10,6 +10,7 @@ import re
 import socket
 
 from chaos.cluster.docker_ops import ContainerPlan
+from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.nginx import render_nginx_conf
 from chaos.cluster.readiness import PgCredentials
 from chaos.cluster.spec import ClusterSpec, ResolvedImages
@@ -22,7 +23,6 @@ from chaos.cluster.topology import (
     proxy_listen_port,
 )
 from chaos.labels import docker_labels
-from chaos.sut.base import ReplicaLaunch
 
 PG_DATA_DIR = "/var/lib/postgresql/data"
 NGINX_CONF_PATH = "/etc/nginx/nginx.conf"

@@ -96,9 +96,6 @@ class ToxiproxyClient:
         data = await self._call("GET", "/proxies")
         return {name: Proxy.from_json(p) for name, p in (data or {}).items()}
 
-    async def get_proxy(self, name: str) -> Proxy:
-        return Proxy.from_json(await self._call("GET", f"/proxies/{name}"))
-
     async def set_enabled(self, name: str, enabled: bool) -> Proxy:
         return Proxy.from_json(await self._call("POST", f"/proxies/{name}", {"enabled": enabled}))
 

@@ -5,8 +5,9 @@ Use :func:`injected` for a block with the fault in force::
     async with injected(Kill(container), history):
         ...  # the effect is proven here; the heal is proven on the way out
 
-or call ``inject()``/``heal()`` with :func:`prove_effect`/:func:`prove_heal`
-from a state machine.
+A state machine drives the same phases step by step through
+:mod:`chaos.faults.phases` (the one writer of the phase records), and
+:func:`prove_effect`/:func:`prove_heal` re-prove a fault already in force.
 """
 
 from chaos.faults.base import (

@@ -7,29 +7,40 @@ and :func:`injected` refuses to run the body until that probe holds, and
 refuses to return until the heal probe holds, on every exit path.
 
 ``inject()``/``heal()`` are plain async methods so that a Hypothesis state
-machine can call them as rules; :func:`prove_effect` and :func:`prove_heal`
-give such callers the same proofs.
+machine can call them as rules; the phases and their records are written by
+:mod:`chaos.faults.phases`, which such callers use too (so both write the
+same records), and :func:`prove_effect`/:func:`prove_heal` give them the bare
+proofs.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from chaos.faults.phases import (
+    FaultHealFailed,
+    FaultNotProven,
+    begin,
+    heal_and_prove,
+    inject_and_prove,
+    prove_effect,
+    prove_heal,
+)
 from chaos.record.history import FaultWindow, History, Record
-from chaos.wait import WaitTimeout, eventually
 
-
-class FaultNotProven(AssertionError):
-    """The fault's effect never showed within its deadline: a test error, never a pass."""
-
-
-class FaultHealFailed(AssertionError):
-    """The heal raised or its proof never held: the system may be left broken."""
+__all__ = [
+    "Fault",
+    "FaultHealFailed",
+    "FaultNotProven",
+    "injected",
+    "prove_effect",
+    "prove_heal",
+    "self_test",
+]
 
 
 class Fault(abc.ABC):
@@ -82,77 +93,7 @@ class Fault(abc.ABC):
         return await self.healthy() and not await self.effect_present()
 
 
-def _bounded(probe: Callable[[], Awaitable[bool]], timeout: float) -> Callable[[], Awaitable[bool]]:
-    async def call() -> bool:
-        async with asyncio.timeout(timeout):
-            return await probe()
-
-    return call
-
-
-async def prove_effect(fault: Fault, timeout: float | None = None) -> float:
-    """Wait until the effect shows; return seconds waited.  Raises :class:`FaultNotProven`."""
-    start = time.monotonic()
-    try:
-        await eventually(
-            _bounded(fault.effect_present, fault.probe_timeout),
-            what=f"effect of {fault.name} on {fault.target}",
-            timeout=fault.effect_timeout if timeout is None else timeout,
-        )
-    except WaitTimeout as exc:
-        raise FaultNotProven(str(exc)) from exc
-    return time.monotonic() - start
-
-
-async def prove_heal(fault: Fault, timeout: float | None = None) -> float:
-    """Wait until the heal shows; return seconds waited.  Raises :class:`FaultHealFailed`."""
-    start = time.monotonic()
-    try:
-        await eventually(
-            _bounded(fault.heal_present, fault.probe_timeout),
-            what=f"heal of {fault.name} on {fault.target}",
-            timeout=fault.heal_timeout if timeout is None else timeout,
-        )
-    except WaitTimeout as exc:
-        raise FaultHealFailed(str(exc)) from exc
-    return time.monotonic() - start
-
-
-async def _heal_and_prove(fault: Fault, history: History, inject: Record) -> None:
-    history.fault("heal", fault.name, fault.target, inject)
-    try:
-        await fault.heal()
-        waited = await prove_heal(fault)
-    except Exception as exc:
-        history.fault(
-            "heal_failed",
-            fault.name,
-            fault.target,
-            inject,
-            error=f"{type(exc).__name__}: {exc}"[:1000],
-            **await _safe_evidence(fault),
-        )
-        if isinstance(exc, FaultHealFailed):
-            raise
-        raise FaultHealFailed(f"heal of {fault.name} on {fault.target} raised: {exc}") from exc
-    history.fault(
-        "healed",
-        fault.name,
-        fault.target,
-        inject,
-        proof_s=round(waited, 3),
-        **await _safe_evidence(fault),
-    )
-
-
-async def _safe_evidence(fault: Fault) -> dict[str, Any]:
-    try:
-        return await fault.evidence()
-    except Exception as exc:  # evidence is a courtesy; it must never mask the real outcome
-        return {"evidence_error": f"{type(exc).__name__}: {exc}"[:300]}
-
-
-async def _shielded(work: Awaitable[None]) -> None:
+async def _shielded(work: Awaitable[object]) -> None:
     """Run ``work`` to completion even if this task is cancelled meanwhile.
 
     ``asyncio.shield`` alone returns at the first cancel and leaves the heal
@@ -185,34 +126,12 @@ async def injected(fault: Fault, history: History) -> AsyncIterator[Record]:
     a failed ``inject()``, and task cancellation (shielded: a cancel during
     the heal waits for it, then propagates).
     """
-    record = history.fault("inject", fault.name, fault.target, **fault.describe())
+    record = begin(history, fault)
     try:
-        try:
-            await fault.inject()
-            waited = await prove_effect(fault)
-        except Exception as exc:
-            history.fault(
-                "effect_failed",
-                fault.name,
-                fault.target,
-                record,
-                error=f"{type(exc).__name__}: {exc}"[:1000],
-                **await _safe_evidence(fault),
-            )
-            if isinstance(exc, FaultNotProven):
-                raise
-            raise FaultNotProven(f"inject of {fault.name} on {fault.target} raised: {exc}") from exc
-        history.fault(
-            "effect",
-            fault.name,
-            fault.target,
-            record,
-            proof_s=round(waited, 3),
-            **await _safe_evidence(fault),
-        )
+        await inject_and_prove(fault, history, record)
         yield record
     finally:
-        await _shielded(_heal_and_prove(fault, history, record))
+        await _shielded(heal_and_prove(fault, history, record))
 
 
 async def self_test(fault: Fault, history: History) -> FaultWindow:

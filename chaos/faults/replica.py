@@ -25,8 +25,8 @@ import contextlib
 from collections.abc import Mapping
 
 from chaos.checks.params import CheckParams
+from chaos.cluster.view import ScenarioCluster, client_for
 from chaos.faults import ContainerTarget, Freeze, GracefulStop, Kill, Probe
-from chaos.scenario.base import ScenarioCluster, client_for
 from chaos.sut.base import Health
 from chaos.wait import eventually
 

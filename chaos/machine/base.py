@@ -8,9 +8,9 @@ to every subclass:
 * **one loop**: all async work of a run goes through :meth:`ChaosMachine.run`
   on the run's :class:`~chaos.machine.loop.MachineLoop`;
 * **one record**: every fault phase goes into the run's
-  :class:`~chaos.record.history.History` with the same phases
-  :func:`chaos.faults.injected` writes (``inject``, ``effect`` or
-  ``effect_failed``, ``heal``, ``healed`` or ``heal_failed``), and every
+  :class:`~chaos.record.history.History` through :mod:`chaos.faults.phases`,
+  the same writer :func:`chaos.faults.injected` uses (``inject``, ``effect``
+  or ``effect_failed``, ``heal``, ``healed`` or ``heal_failed``), and every
   example starts with a ``machine_example`` note;
 * **nothing left behind**: :meth:`teardown` heals every fault still active and
   proves each heal, whatever the example did (shrinking runs hundreds of
@@ -35,7 +35,8 @@ from typing import Any, TypeVar
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from chaos.faults.base import Fault, FaultHealFailed, FaultNotProven, prove_effect, prove_heal
+from chaos.faults import phases
+from chaos.faults.base import Fault, FaultHealFailed, FaultNotProven, prove_effect
 from chaos.machine.loop import MachineLoop
 from chaos.record.history import History, Record
 from chaos.wait import WaitTimeout, eventually
@@ -141,37 +142,26 @@ class ChaosMachine(RuleBasedStateMachine):
                 "guard the rule with a may_inject() precondition"
             )
         self.begin_step(f"inject:{fault.name}", target=fault.target)
-        record = self.history.fault("inject", fault.name, fault.target, **fault.describe())
+        record = phases.begin(self.history, fault)
         entry = ActiveFault(fault, record, exclusive)
         self.active[fault.target] = entry  # registered first: teardown heals even half-injections
+        deadline = self.runtime.step_timeout
         try:
-            waited = self.run(self._inject_and_prove(fault), what=f"inject {fault.name}")
-        except Exception as exc:
-            self.history.fault(
-                "effect_failed",
-                fault.name,
-                fault.target,
-                record,
-                error=f"{type(exc).__name__}: {exc}"[:1000],
+            self.run(
+                phases.inject_and_prove(fault, self.history, record, deadline=deadline),
+                what=f"inject {fault.name}",
+                timeout=phases.outer_bound(fault, deadline),
             )
+        except Exception as exc:
             self._heal_registered(fault.target)
             if isinstance(exc, FaultNotProven):
                 raise
-            raise FaultNotProven(f"inject of {fault.name} on {fault.target} raised: {exc}") from exc
+            # Only when the outer bound beat the phase's own deadline (work
+            # that ignores cancellation): no effect_failed record then, but
+            # the caller still sees "not proven".
+            raise FaultNotProven(f"inject of {fault.name} on {fault.target}: {exc}") from exc
         entry.effect_proven = True
-        self.history.fault(
-            "effect",
-            fault.name,
-            fault.target,
-            record,
-            proof_s=round(waited, 3),
-            **self.run(_safe_evidence(fault), what=f"evidence of {fault.name}"),
-        )
         return record
-
-    async def _inject_and_prove(self, fault: Fault) -> float:
-        await fault.inject()
-        return await prove_effect(fault)
 
     def heal(self, target: str) -> None:
         """Heal the fault on ``target`` and prove it; raises :class:`FaultHealFailed`."""
@@ -183,39 +173,21 @@ class ChaosMachine(RuleBasedStateMachine):
         self._heal_pending = True
 
     def _heal_registered(self, target: str) -> None:
-        """Heal, prove, record; unregister only once the heal is proven."""
+        """Heal, prove and record (:func:`chaos.faults.phases.heal_and_prove`); drop once proven."""
         entry = self.active[target]
         fault = entry.fault
-        self.history.fault("heal", fault.name, fault.target, entry.inject)
-        timeout = fault.heal_timeout + fault.probe_timeout + 30.0
+        deadline = fault.heal_timeout + fault.probe_timeout + 30.0
         try:
-            waited = self.run(
-                self._heal_and_prove(fault), what=f"heal {fault.name}", timeout=timeout
+            self.run(
+                phases.heal_and_prove(fault, self.history, entry.inject, deadline=deadline),
+                what=f"heal {fault.name}",
+                timeout=phases.outer_bound(fault, deadline),
             )
-        except Exception as exc:
-            self.history.fault(
-                "heal_failed",
-                fault.name,
-                fault.target,
-                entry.inject,
-                error=f"{type(exc).__name__}: {exc}"[:1000],
-            )
-            if isinstance(exc, FaultHealFailed):
-                raise
-            raise FaultHealFailed(f"heal of {fault.name} on {fault.target} raised: {exc}") from exc
+        except FaultHealFailed:
+            raise
+        except Exception as exc:  # the outer bound beat the phase's own deadline (see inject)
+            raise FaultHealFailed(f"heal of {fault.name} on {fault.target}: {exc}") from exc
         del self.active[target]
-        self.history.fault(
-            "healed",
-            fault.name,
-            fault.target,
-            entry.inject,
-            proof_s=round(waited, 3),
-            **self.run(_safe_evidence(fault), what=f"evidence of {fault.name}"),
-        )
-
-    async def _heal_and_prove(self, fault: Fault) -> float:
-        await fault.heal()
-        return await prove_heal(fault)
 
     # -- invariants shared by every machine -----------------------------------
     @invariant()
@@ -305,10 +277,3 @@ class ChaosMachine(RuleBasedStateMachine):
         except Exception as exc:
             return [f"leftovers: {type(exc).__name__}: {exc}"[:500]]
         return []
-
-
-async def _safe_evidence(fault: Fault) -> dict[str, Any]:
-    try:
-        return await fault.evidence()
-    except Exception as exc:  # evidence is a courtesy; it must never mask the real outcome
-        return {"evidence_error": f"{type(exc).__name__}: {exc}"[:300]}

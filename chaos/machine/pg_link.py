@@ -39,6 +39,7 @@ from chaos.faults.resources import PgConnectionExhaustion
 from chaos.machine.base import ChaosMachine, MachineRuntime
 from chaos.machine.durability import check_durability
 from chaos.record.history import Outcome
+from chaos.seeds import replay_of
 from chaos.verdict import render_failure
 
 TABLE = "loomchaos_machine_writes"
@@ -214,7 +215,10 @@ class PgLinkMachine(ChaosMachine):
         ]
         verdict = check_durability(writes, present)
         if verdict.status.value == "fail":
-            raise AssertionError(render_failure([verdict], seed=self.history.seed))
+            # The history's seed is the test's; its meta (or the seed itself, under the
+            # chaos_seed fixture) knows the session seed and test id that replay it.
+            seed = replay_of(self.history.seed, self.history.meta) or self.history.seed
+            raise AssertionError(render_failure([verdict], seed=seed))
 
     def server_down(self) -> bool:
         entry = self.active.get(SERVER)

@@ -29,10 +29,10 @@ from chaos.provision.common import (
     run_logged,
     sha256_file,
 )
-from chaos.sut.loomcycle.build import ENV_BIN as ENV_LOOMCYCLE_BIN
-from chaos.sut.loomcycle.build import ENV_VERSION as ENV_LOOMCYCLE_VERSION
-from chaos.sut.loomcycle.build import GO_MODULE as LOOMCYCLE_MODULE
-from chaos.sut.loomcycle.build import VERSION as LOOMCYCLE_DEFAULT_VERSION
+from chaos.sut.loomcycle import build as target_build
+
+ENV_LOOMCYCLE_BIN = target_build.ENV_BIN
+ENV_LOOMCYCLE_VERSION = target_build.ENV_VERSION
 
 #: Noise lines ``go install`` prints on success as well as on failure.
 _GO_CHATTER = ("go: downloading ", "go: finding ", "go: extracting ", "go: found ")
@@ -61,8 +61,8 @@ TOXIPROXY = GoProgram("toxiproxy-server", "github.com/Shopify/toxiproxy/v2/cmd/s
 
 def loomcycle_program(env: Mapping[str, str] | None = None) -> GoProgram:
     env = os.environ if env is None else env
-    version = env.get(ENV_LOOMCYCLE_VERSION) or LOOMCYCLE_DEFAULT_VERSION
-    return GoProgram("loomcycle", LOOMCYCLE_MODULE, version)
+    version = env.get(ENV_LOOMCYCLE_VERSION) or target_build.VERSION
+    return GoProgram("loomcycle", target_build.GO_MODULE, version)
 
 
 class GoInstallFailed(Exception):

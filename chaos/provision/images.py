@@ -22,12 +22,10 @@ import docker.errors
 from chaos.cluster.spec import Images, ResolvedImages
 from chaos.errors import SetupError
 from chaos.provision.common import Progress, one_line
-from chaos.sut.loomcycle.build import ENV_IMAGE, PUBLIC_REPO
-from chaos.sut.loomcycle.build import ENV_VERSION as ENV_LOOMCYCLE_VERSION
-from chaos.sut.loomcycle.build import VERSION as LOOMCYCLE_DEFAULT_VERSION
+from chaos.sut.loomcycle import build as target_build
 
 ENV_SOURCE = "LOOMCHAOS_IMAGE_SOURCE"
-ENV_LOOMCYCLE_IMAGE = ENV_IMAGE
+ENV_LOOMCYCLE_IMAGE = target_build.ENV_IMAGE
 #: Repository prefix of the local images; another value keeps a trial build apart.
 ENV_NAMESPACE = "LOOMCHAOS_IMAGE_NAMESPACE"
 DEFAULT_NAMESPACE = "loomchaos"
@@ -36,7 +34,7 @@ SOURCES = ("local", "public")
 PUBLIC_POSTGRES = "postgres:16"
 PUBLIC_NGINX = "nginx:1.27-alpine"
 PUBLIC_TOXIPROXY = "ghcr.io/shopify/toxiproxy:2.12.0"
-PUBLIC_LOOMCYCLE_REPO = PUBLIC_REPO
+PUBLIC_LOOMCYCLE_REPO = target_build.PUBLIC_REPO
 
 
 def choose_source(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -72,7 +70,7 @@ def image_names(source: str, images: Images, env: Mapping[str, str]) -> Resolved
             "nginx": PUBLIC_NGINX,
             "toxiproxy": PUBLIC_TOXIPROXY,
         }
-        version = env.get(ENV_LOOMCYCLE_VERSION) or LOOMCYCLE_DEFAULT_VERSION
+        version = env.get(target_build.ENV_VERSION) or target_build.VERSION
         loomcycle = f"{PUBLIC_LOOMCYCLE_REPO}:{version}"
     else:
         raise SetupError(f"unknown image source {source!r}: use one of {', '.join(SOURCES)}")

@@ -38,14 +38,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from chaos.checks.params import CheckParams
 from chaos.record.history import History, Record
 from chaos.record.vocabulary import (
     NOTE_AUDIT,
     NOTE_CIRCUIT_OUTPUTS,
     NOTE_DONE_EVENTS,
     NOTE_LIVE_PROBE,
-    NOTE_PARAMS,
     SNAPSHOT_OP,
     AuditRow,
     QuotaRow,
@@ -197,19 +195,6 @@ def audit_from_history(history: History) -> list[AuditRow]:
 
 
 # -- parameters --------------------------------------------------------------------
-def record_params(history: History, params: CheckParams) -> Record:
-    return history.note(NOTE_PARAMS, **params.to_dict())
-
-
-def params_from_history(history: History) -> CheckParams | None:
-    """The last recorded parameters, or ``None`` when the scenario recorded none."""
-    found: CheckParams | None = None
-    for rec in history.records:
-        if rec.type == "note" and rec.op == NOTE_PARAMS:
-            found = CheckParams.from_dict(rec.data)
-    return found
-
-
 # -- final probes and outputs -------------------------------------------------------
 def record_live_probe(
     history: History,

@@ -73,6 +73,9 @@ NOTE_SAMPLE_ERROR = "sample_error"
 NOTE_PHASE = "phase"
 OP_WAVE = "wave"
 OP_CIRCUIT_DRAIN = "circuit_drain"
+#: A fault schedule (:mod:`chaos.schedule`): the concrete plan (``steps``, drawn
+#: from the seed) once, then one note per step as it ran (``ran`` = its index).
+NOTE_SCHEDULE = "schedule"
 
 CancelClass = Literal[
     "acknowledged",  # cancelled:true with the caller's reason
@@ -131,7 +134,7 @@ class QuotaRow:
 class AuditRow:
     """One transition recorded by the suite's own triggers (see the target adapter).
 
-    ``table`` is ``runs``, ``user_quotas`` or ``replicas``; ``old``/``new`` are
+    ``table`` is ``runs``, ``replicas`` or the target's quota table; ``old``/``new`` are
     the row before and after (``None`` for insert/delete); ``at`` is the
     database clock (epoch seconds), ``seq`` its commit order.
     """

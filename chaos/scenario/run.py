@@ -34,13 +34,12 @@ from typing import Protocol
 
 from chaos.checks import ALL_CHECKS, run_checks
 from chaos.checks.context import CheckContext
-from chaos.checks.params import CheckParams
+from chaos.checks.params import CheckParams, record_params
 from chaos.record.history import History
 from chaos.record.readers import (
     record_audit,
     record_done_events,
     record_live_probe,
-    record_params,
     record_snapshot,
 )
 from chaos.record.vocabulary import NOTE_CONVERGE, NOTE_SAMPLE_ERROR, AuditRow, Snapshot
@@ -72,8 +71,12 @@ class ScenarioPorts(Protocol):
         """Audit rows of the test (and every replicas row) with a sequence above ``seq``."""
         ...
 
-    async def done_run_ids(self, run_ids: Sequence[str]) -> set[str]:
-        """Which of ``run_ids`` have a ``done`` event in the database."""
+    async def done_run_ids(self, run_ids: Sequence[str]) -> set[str] | None:
+        """Which of ``run_ids`` have a ``done`` event in the database.
+
+        ``None`` when the target keeps no record of the events it sent: nothing is
+        written down, and no_silent_regressions judges from the client's streams.
+        """
         ...
 
     async def ask_owner(self, replica_id: str, agent_id: str) -> OwnerAnswer:
@@ -296,7 +299,9 @@ class ScenarioRun:
                 error=answer.error,
             )
         completed = [r.run_id for r in final.runs if r.status == "completed"]
-        record_done_events(self.history, await self.ports.done_run_ids(completed))
+        done = await self.ports.done_run_ids(completed)
+        if done is not None:
+            record_done_events(self.history, done)
         record_audit(self.history, await self.ports.audit_after(self._audit_seq))
 
     # -- judging -----------------------------------------------------------------------

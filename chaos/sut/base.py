@@ -1,41 +1,19 @@
 """The seam between the generic suite and one target system.
 
-The cluster module asks the adapter how to launch a replica; the workload
-driver and the faults talk to replicas through :class:`RunClient`; the
-checkers never see any of this, only :mod:`chaos.record.vocabulary` rows and the history.
+The workload driver and the faults talk to replicas through :class:`RunClient`;
+the cluster asks the target how to launch a replica through its own protocol
+(:class:`chaos.cluster.launch.TargetAdapter`, which hands out these clients);
+the checkers never see any of this, only :mod:`chaos.record.vocabulary` rows
+and the history.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from chaos.record.vocabulary import CancelClass, QuotaRow, ReplicaRow, RunRow
-
-if TYPE_CHECKING:
-    # Only for annotations: chaos.cluster imports this module for Health, so a
-    # runtime import here would be a cycle.
-    from chaos.cluster.spec import ClusterSpec
-
-
-@dataclass(frozen=True)
-class ReplicaLaunch:
-    """How to start one replica container.
-
-    ``command`` is the argument list after the image's ENTRYPOINT (which is the
-    target's binary in both image families), not including the binary itself.
-
-    ``files`` maps an absolute path inside the container to its content; the
-    cluster copies them in before start (no host bind mounts, so the same
-    code works for the distroless public image).
-    """
-
-    command: tuple[str, ...]
-    env: Mapping[str, str]
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    port: int = 8787
-    health_path: str = "/healthz"
 
 
 @dataclass(frozen=True)
@@ -119,12 +97,3 @@ class StateReader(Protocol):
     async def replicas(self) -> Sequence[ReplicaRow]: ...
 
     async def quotas(self, prefix: str | None = None) -> Sequence[QuotaRow]: ...
-
-
-class TargetAdapter(Protocol):
-    name: str
-    version: str
-
-    def replica_launch(self, spec: ClusterSpec, replica_id: str, pg_dsn: str) -> ReplicaLaunch: ...
-
-    def client(self, base_url: str) -> RunClient: ...

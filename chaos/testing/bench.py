@@ -11,14 +11,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chaos.checks.context import CheckContext
-from chaos.checks.params import CheckParams
+from chaos.checks.params import CheckParams, record_params
 from chaos.record.history import History, Outcome, Record
 from chaos.record.readers import (
     record_audit,
     record_circuit_outputs,
     record_done_events,
     record_live_probe,
-    record_params,
     record_snapshot,
 )
 from chaos.record.vocabulary import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot

@@ -21,9 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from chaos.checks.params import CheckParams
+from chaos.checks.params import CheckParams, record_params
 from chaos.record.history import History
-from chaos.record.readers import record_audit, record_params, record_snapshot
+from chaos.record.readers import record_audit, record_snapshot
 from chaos.record.vocabulary import AuditRow, QuotaRow, ReplicaRow, RunRow, Snapshot
 
 Fate = Literal["complete", "cancel", "cut", "killed"]

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from chaos.record.history import History, Outcome, Record
 from chaos.record.vocabulary import OP_RUN_STATUS, OP_START_RUN, RECORDED_EVENTS, TERMINAL
+from chaos.seeds import WORKLOAD, stream
 from chaos.sut.base import RunClient, RunRejected, RunRequest, StreamEvent
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload.gates import CapPolicy, SlotGate, UserGate
@@ -159,7 +160,9 @@ class Driver:
         self.poll_timeout_s = poll_timeout_s
         self.poll_interval_s = poll_interval_s
         self.name = name
-        self._rng = random.Random(history.seed if seed is None else seed)
+        # The "workload" stream of the test's seed: independent of the fault schedule's
+        # and chaos_rng's "faults" stream, which come from the same seed.
+        self._rng = stream(history.seed, WORKLOAD) if seed is None else random.Random(seed)
         self._seq = itertools.count(1)
 
     @property

@@ -95,7 +95,7 @@ class UserGate:
 
     @asynccontextmanager
     async def hold(self, user_id: str | None, n: int = 1) -> AsyncIterator[None]:
-        # No user id: the target checks no quota (CONTRACT: user_quotas needs a user_id).
+        # No user id: the target checks no quota (a per-user quota needs a user id).
         if self.cap == 0 or user_id is None:
             yield
             return

@@ -23,6 +23,7 @@ import pytest
 from chaos.cluster import Cluster, Deadlines
 from chaos.cluster.spec import ClusterSpec, NginxSpec, ResolvedImages
 from chaos.labels import LABEL_CLUSTER, LABEL_ROLE, LABEL_SESSION, LABEL_SUITE, new_session_id
+from chaos.testing.sabotage import kill_node, pause_node, stop_node
 from chaos.wait import WaitTimeout
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -159,11 +160,11 @@ async def test_reset_heals_stopped_paused_and_killed_nodes_keeping_data(
     conn = await asyncpg.connect(cluster.pg_dsn)
     await conn.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before-restart')")
     await conn.close()
-    await cluster.stop_node("postgres")
+    await stop_node(cluster, "postgres")
     with pytest.raises(LookupError):
         _ = cluster.pg_dsn  # stopped: no published port, and the accessor says so
-    await cluster.pause_node("nginx")
-    await cluster.kill_node("toxiproxy")  # its proxies live in memory: they are gone now
+    await pause_node(cluster, "nginx")
+    await kill_node(cluster, "toxiproxy")  # its proxies live in memory: they are gone now
 
     elapsed = await cluster.reset()
 

@@ -24,9 +24,11 @@ import httpx
 import pytest
 
 from chaos.cluster import Cluster
+from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.spec import ClusterSpec, Images, NginxSpec, ResolvedImages
 from chaos.labels import new_session_id
-from chaos.sut.base import Health, ReplicaLaunch
+from chaos.sut.base import Health
+from chaos.testing.sabotage import kill_node
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -172,7 +174,7 @@ async def test_cut_lb_link_takes_a_replica_out_of_rotation(echo_cluster: Cluster
 
 async def test_reset_revives_a_killed_and_a_removed_replica(echo_cluster: Cluster) -> None:
     c = echo_cluster
-    await c.kill_node("r1")
+    await kill_node(c, "r1")
     container = await c.container("r2")
     await asyncio.to_thread(container.remove, force=True)  # gone: reset must re-create it
     await c.reset()
@@ -215,7 +217,7 @@ async def test_loomcycle_cluster_starts_verified_and_resets() -> None:
         finally:
             await lb.aclose()
         assert set(health.replica_ids or ()) == {"r1", "r2"}
-        await c.kill_node("r2")
+        await kill_node(c, "r2")
         await c.reset()  # r2 comes back under its own id; verify() saw both ids again
     finally:
         await c.teardown()

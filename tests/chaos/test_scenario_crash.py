@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 
+from chaos.checks.params import CheckParams
 from chaos.faults import FaultNotProven, injected
-from chaos.faults.replica import reap_wait_s, survivors_list
+from chaos.faults.replica import REJOIN_TIMEOUT_S, reap_wait_s, survivors_list
 from chaos.record.history import History
 from chaos.record.vocabulary import FAULT_KILL, FAULT_PAUSE, FAULT_STOP, RunRow
 from chaos.scenario import freeze_replica, kill_replica, rejoin, stop_replica
@@ -32,6 +33,20 @@ from chaos.scenario.evidence import (
 )
 from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import load_requests
+from chaos.schedule import (
+    At,
+    Choose,
+    Chosen,
+    Fault,
+    Heal,
+    Load,
+    Opened,
+    Quiesce,
+    Schedule,
+    Step,
+    Until,
+    run_schedule,
+)
 from chaos.sut.loomcycle.ports import scenario_run, started_runs
 from chaos.sut.loomcycle.specs import CRASH_SPEC
 from chaos.verdict import Verdict
@@ -75,28 +90,87 @@ def pick_victim(cluster: Any, rng: random.Random) -> str:
     return ids[rng.randrange(len(ids))]
 
 
+#: The kill lands at a moment drawn from this range (s) after the victim owns MIN_OWNED runs.
+KILL_AFTER_S = (2.0, 6.0)
+#: Slack over the waits each step already bounds itself (docker calls, probes' own time).
+STEP_SLACK_S = 60.0
+#: victim_owning_runs waits this long for the victim to own MIN_OWNED running runs.
+OWNED_WAIT_S = 60.0
+#: The load drains at quiescence: 96 runs of ~10 s, 24 at once, some caught by the kill.
+LOAD_DRAIN_S = 300.0
+
+
+def kill_schedule(seed: int, replicas: Sequence[str], params: CheckParams) -> Schedule:
+    """Load; once a random victim owns MIN_OWNED running runs, SIGKILL it at a moment
+    drawn from KILL_AFTER_S; heal (restart under the same id) once the reap proved the
+    kill; quiesce (the load drains).  Victim and moment come from the seed."""
+    return Schedule.build(
+        seed,
+        [
+            Choose("victim", replicas),
+            Load(),
+            Until("victim_owns_runs", target=Chosen("victim"), timeout_s=OWNED_WAIT_S + 30),
+            At(
+                KILL_AFTER_S,
+                Fault(FAULT_KILL, Chosen("victim"), timeout_s=reap_wait_s(params) + STEP_SLACK_S),
+            ),
+            # The kill's effect proof is the reap, so its heal follows at once.
+            Heal(timeout_s=2 * REJOIN_TIMEOUT_S + STEP_SLACK_S),
+            Quiesce(timeout_s=LOAD_DRAIN_S),
+        ],
+    )
+
+
+@asynccontextmanager
+async def killed(
+    cluster: Any, victim: str, params: CheckParams, history: History
+) -> AsyncIterator[None]:
+    """SIGKILL ``victim``, its effect proven by the reap (the survivors stop listing it);
+    leaving heals it (restarted under the same id) and waits until it rejoined.  A kill
+    whose effect was never proven was healed by ``injected``: it rejoins all the same."""
+    kill = await kill_replica(cluster, victim, params)
+    try:
+        async with injected(kill, history):
+            yield
+    except FaultNotProven:
+        await rejoin(cluster, victim)
+        raise
+    await rejoin(cluster, victim)
+
+
 async def test_kill_replica_owning_runs(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
     chaos_prefix: str,
-    chaos_rng: random.Random,
+    chaos_seed: int,
     chaos_verdicts: Callable[[Sequence[Verdict]], None],
 ) -> None:
     cluster = await chaos_cluster_for(CRASH_SPEC)
-    victim = pick_victim(cluster, chaos_rng)
-    effect_missing: FaultNotProven | None = None
+    owned: list[RunRow] = []
     async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
-        async with background_load(cluster, chaos_history, chaos_prefix, "kill"):
-            owned = await victim_owning_runs(run, victim)
-            kill = await kill_replica(cluster, victim, run.params)
-            try:
-                # The effect proof is the reap (the survivors stop listing it), so the
-                # body is empty: leaving it heals, i.e. restarts it under the same id.
-                async with injected(kill, chaos_history):
-                    pass
-            except FaultNotProven as exc:
-                effect_missing = exc  # judged below, after the checkers had their say
-            await rejoin(cluster, victim)
+        schedule = kill_schedule(chaos_seed, cluster.replica_ids, run.params)
+        victim = schedule.bindings["victim"]
+
+        async def load(step: Step) -> Opened:
+            return background_load(cluster, chaos_history, chaos_prefix, "kill")
+
+        async def victim_owns_runs(step: Step) -> None:
+            await victim_owning_runs(run, victim)
+
+        async def kill(step: Step) -> Opened:
+            # The runs it owns at the kill (it owned MIN_OWNED a few seconds ago).
+            owned.extend(owned_running(await run.sample(), victim))
+            return killed(cluster, victim, run.params, chaos_history)
+
+        # The plan and when each step really ran go to the history (note "schedule").
+        ran = await run_schedule(
+            schedule,
+            {"load": load, "victim_owns_runs": victim_owns_runs, FAULT_KILL: kill},
+            history=chaos_history,
+            tolerate=(FaultNotProven,),
+        )
+        # judged below, after the checkers had their say
+        effect_missing = next(iter(ran.tolerated), None)
         convergence = await run.converge()
 
     ctx = run.context()

@@ -168,7 +168,7 @@ READER_TABLES = """
 CREATE TABLE runs (
     id text PRIMARY KEY, agent_id text, user_id text, tenant_id text, replica_id text,
     status text NOT NULL, stop_reason text, error text, started_at timestamptz NOT NULL,
-    completed_at timestamptz, last_heartbeat_at timestamptz, parent_run_id text
+    completed_at timestamptz, last_heartbeat_at timestamptz, parent_run_id text, provider text
 );
 CREATE TABLE user_quotas (
     tenant_id text NOT NULL DEFAULT '', user_id text NOT NULL, active_count integer NOT NULL,

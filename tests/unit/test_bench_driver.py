@@ -8,10 +8,10 @@ import math
 import pytest
 
 from chaos.bench.driver_load import CountingClient, describe_failures, ramp_streams
-from chaos.bench.sink import BadRequest, LoadSink, SinkConfig, chunk, parse_head
 from chaos.bench.stats import Spread, format_table, percentile
 from chaos.record.history import History
 from chaos.sut.base import RunRequest
+from chaos.sut.loomcycle.bench_sink import BadRequest, LoadSink, SinkConfig, chunk, parse_head
 from chaos.wait import eventually
 from chaos.workload.driver import Driver, RunResult
 

@@ -9,12 +9,11 @@ import pytest
 from chaos.checks import ALL_CHECKS, run_checks
 from chaos.checks.context import CheckContext
 from chaos.checks.offline import check_path
-from chaos.checks.params import CheckParams
+from chaos.checks.params import CheckParams, params_from_history
 from chaos.errors import SetupError
 from chaos.record.history import History
 from chaos.record.readers import (
     audit_from_history,
-    params_from_history,
     snapshots_from_history,
 )
 from chaos.record.vocabulary import AuditRow

@@ -8,6 +8,7 @@ import tarfile
 import pytest
 
 from chaos.cluster.docker_ops import tar_files
+from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.plans import (
     nginx_plan,
     postgres_command,
@@ -20,7 +21,6 @@ from chaos.cluster.readiness import PgCredentials
 from chaos.cluster.spec import ClusterSpec, NginxSpec, ResolvedImages
 from chaos.cluster.topology import Topology, replica_ids
 from chaos.labels import LABEL_CLUSTER, LABEL_PID, LABEL_ROLE, LABEL_SESSION, LABEL_SUITE
-from chaos.sut.base import ReplicaLaunch
 
 IMAGES = ResolvedImages("pg:x", "nginx:x", "toxi:x", None)
 CREDS = PgCredentials("u", "pw", "db")

@@ -331,3 +331,47 @@ def test_runtime_ids_are_unique_across_examples(loop: MachineLoop) -> None:
     runtime = MachineRuntime(loop, History())
     assert [runtime.next_id("w") for _ in range(3)] == [1, 2, 3]
     assert runtime.next_id("other") == 1
+
+
+class Witnessed(Toggle):
+    """``Toggle`` that reports evidence, to see it recorded with failures too."""
+
+    async def evidence(self) -> dict[str, Any]:
+        return {"broken": self.world.broken.get(self.target, False)}
+
+
+class Hung(Witnessed):
+    """An inject that breaks the target, then never returns (a hung client call)."""
+
+    async def inject(self) -> None:
+        await super().inject()
+        await asyncio.Event().wait()
+
+
+def test_an_inject_past_the_step_deadline_is_recorded_healed_and_raised(
+    loop: MachineLoop,
+) -> None:
+    history = History()
+    m = FakeMachine(MachineRuntime(loop, history, step_timeout=0.3))
+    with pytest.raises(FaultNotProven, match=r"did not finish within 0\.3s"):
+        m.inject(Hung(FakeMachine.world, "a"))
+    assert not m.active and not FakeMachine.world.broken["a"], "the half-injection was healed"
+    assert [p for _, p in phases(history)] == ["inject", "effect_failed", "heal", "healed"]
+    failed = next(r for r in history.records if r.data.get("phase") == "effect_failed")
+    assert failed.data["error"].startswith("PhaseTimeout: inject of toggle on a")
+    assert failed.data["broken"] is True, "the evidence is recorded with the failure"
+    m.teardown()
+
+
+def test_a_failed_heal_records_the_evidence(loop: MachineLoop) -> None:
+    history = History()
+    m = FakeMachine(MachineRuntime(loop, history))
+    fault = Witnessed(FakeMachine.world, "a", heal_works=False)
+    m.inject(fault)
+    with pytest.raises(FaultHealFailed):
+        m.heal("a")
+    failed = history.records[-1]
+    assert failed.data["phase"] == "heal_failed" and failed.data["broken"] is True
+    assert m.is_active("a"), "an unproven heal keeps the fault registered"
+    fault.heal_works = True
+    m.teardown()

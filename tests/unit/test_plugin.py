@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
+
+from chaos.seeds import derive_test_seed
 
 pytest_plugins = ["pytester"]
 
@@ -44,16 +47,25 @@ def test_failure_names_invariant_seed_and_writes_history_and_junit(
         "junit_family=xunit1",
     )
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(
-        ["*seed=1234*", "*no_zombies*run r_1 still running*", "*seed: 1234*"]
+    test_seed = derive_test_seed(1234, "test_scenario.py::test_violates")
+    # The failure names the SESSION seed (what --chaos-seed takes) and the test id,
+    # never the test's own seed as if --chaos-seed took it.
+    replay = (
+        f"seed: session 1234, test {test_seed} "
+        "(replay: pytest 'test_scenario.py::test_violates' -m chaos --chaos-seed=1234)"
     )
+    result.stdout.fnmatch_lines(["*seed=1234*", "*no_zombies*run r_1 still running*", replay])
+    assert f"--chaos-seed={test_seed}" not in result.stdout.str()
     histories = list((pytester.path / "art").rglob("history.jsonl"))
     assert len(histories) == 1 and "hello" in histories[0].read_text()
+    head = json.loads(histories[0].read_text().splitlines()[0])
+    assert head["seed"] == test_seed and head["meta"]["session_seed"] == 1234
     root = ET.parse(pytester.path / "out.xml").getroot()
     suite_props = {p.get("name"): p.get("value") for p in root.iterfind("testsuite/properties/")}
     assert suite_props["chaos_seed"] == "1234" and suite_props["chaos_session"]
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
-    assert props["chaos_seed"] == "1234"
+    assert props["chaos_seed"] == "1234" and props["chaos_test_seed"] == str(test_seed)
+    assert props["chaos_replay"].endswith("-m chaos --chaos-seed=1234")
     assert "no_zombies" in props["chaos_verdicts"]
     assert "kill@r2" in props["chaos_fault_timeline"]
 
@@ -112,3 +124,35 @@ def test_s(chaos_seed, pytestconfig):
     ).assert_outcomes(passed=1)
     a, b, c = (pytester.path / "seeds.txt").read_text().split()
     assert a == b != c
+
+
+def test_streams_differ_and_hypothesis_gets_its_own(pytester: pytest.Pytester) -> None:
+    """chaos_rng, the driver's default stream and Hypothesis's seed are three streams of
+    one seed, not the same number handed to three consumers."""
+    pytester.makepyfile(
+        test_r="""
+import random
+from chaos.seeds import FAULTS, HYPOTHESIS, WORKLOAD, stream, stream_seed
+
+def test_r(chaos_seed, chaos_rng, pytestconfig):
+    assert chaos_rng.random() == stream(chaos_seed, FAULTS).random()
+    assert chaos_rng.random() != random.Random(chaos_seed).random()
+    assert stream(chaos_seed, WORKLOAD).random() != stream(chaos_seed, FAULTS).random()
+    assert pytestconfig.option.hypothesis_seed == stream_seed(5, HYPOTHESIS)
+"""
+    )
+    pytester.runpytest(
+        "-p", "no:cacheprovider", "--chaos-skip-provision", *QUIET, "--chaos-seed=5"
+    ).assert_outcomes(passed=1)
+
+
+def test_failure_without_chaos_marker_replays_without_m_chaos(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_plain="""
+def test_p(chaos_history):
+    assert False
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", *QUIET, "--chaos-seed=77")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*(replay: pytest 'test_plain.py::test_p' --chaos-seed=77)"])

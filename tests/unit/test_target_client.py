@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from chaos.sut.base import RunRejected, RunRequest, StreamEvent
-from chaos.sut.loomcycle.client import LoomcycleClient, StreamError, parse_metrics
+from chaos.sut.loomcycle.client import LoomcycleClient, StreamError
 
 SSE_DIR = Path(__file__).parent / "data" / "sse"
 SSE_HEADERS = {"content-type": "text/event-stream"}
@@ -251,20 +251,6 @@ async def test_memory_value_reads_the_entry() -> None:
     async with make_client(handler) as client:
         assert await client.memory_value("u1", "c1-research") == "notes"
         assert await client.memory_value("u1", "c1-missing") is None
-
-
-def test_parse_metrics_reads_plain_and_labelled_samples() -> None:
-    text = (
-        "# HELP loomcycle_goroutines goroutines\n"
-        "# TYPE loomcycle_goroutines gauge\n"
-        "loomcycle_goroutines 42\n"
-        'loomcycle_concurrency_active{replica="r1"} 3 1700000000\n'
-        "garbage line\n"
-    )
-    assert parse_metrics(text) == {
-        "loomcycle_goroutines": 42.0,
-        'loomcycle_concurrency_active{replica="r1"}': 3.0,
-    }
 
 
 async def test_streams_are_dealt_over_several_pools() -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from chaos.record.history import FaultWindow
+from chaos.seeds import Replay, TestSeed
 from chaos.verdict import (
     InvariantViolation,
     Status,
@@ -24,12 +25,15 @@ def test_failures_render_first_with_evidence_seed_and_artifacts() -> None:
             "no_quota_leaks", "user u1 holds 2 slots at quiescence", [WINDOW], users={"u1": 2}
         ),
     ]
-    text = render_failure(verdicts, seed=42, artifacts=Path("artifacts/x"))
+    seed = TestSeed(Replay(42, "tests/chaos/test_x.py::test_y"))
+    text = render_failure(verdicts, seed=seed, artifacts=Path("artifacts/x"))
     table_lines = text.splitlines()
     assert table_lines[2].startswith("no_quota_leaks") and "fail" in table_lines[2]
     assert '"u1": 2' in text
     assert "fault window: kill@r2 [10.0 .. +15.0s]" in text
-    assert "seed: 42" in text and "--chaos-seed=42" in text
+    assert f"seed: session 42, test {int(seed)} " in text
+    assert "(replay: pytest 'tests/chaos/test_x.py::test_y' -m chaos --chaos-seed=42)" in text
+    assert f"--chaos-seed={int(seed)}" not in text
     assert "artifacts: artifacts/x" in text
 
 
@@ -56,3 +60,16 @@ def test_to_dict_is_json_friendly() -> None:
     d = Verdict.failed("x", "bad", [WINDOW], rows=[{"id": 1}]).to_dict()
     assert d["status"] == Status.FAIL.value and d["ok"] is False
     assert d["fault_windows"] == ["kill@r2 [10.0 .. +15.0s]"]
+
+
+def test_a_bare_seed_is_not_printed_as_a_replay() -> None:
+    """A number that knows no session (a History built by hand) must not claim that
+    --chaos-seed replays it."""
+    text = render_failure([Verdict.failed("a", "broken")], seed=42)
+    assert "seed: test 42" in text and "(replay:" not in text
+
+
+def test_invariant_violation_carries_the_replay() -> None:
+    replay = Replay(7, "tests/chaos/test_x.py::test_z", chaos=True)
+    with pytest.raises(InvariantViolation, match="--chaos-seed=7"):
+        assert_verdicts([Verdict.failed("a", "broken")], seed=replay)

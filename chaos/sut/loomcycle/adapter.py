@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from chaos.cluster.launch import ReplicaLaunch, TargetAdapter
 from chaos.cluster.spec import ClusterSpec
-from chaos.sut.base import Health, ReplicaLaunch, RunClient, StateReader, TargetAdapter
+from chaos.sut.base import Health, RunClient, StateReader
 from chaos.sut.loomcycle import config
 from chaos.sut.loomcycle.build import VERSION
 from chaos.sut.loomcycle.client import LoomcycleClient

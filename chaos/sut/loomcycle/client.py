@@ -106,31 +106,6 @@ def health_from(body: Mapping[str, Any]) -> Health:
     )
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text format to ``{sample name with labels: value}``.
-
-    Enough for reading gauges such as ``loomcycle_goroutines``; comments and
-    malformed lines are skipped.
-    """
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "}" in line:  # labelled sample: the key runs to the closing brace
-            end = line.rindex("}") + 1
-            key, fields = line[:end], line[end:].split()
-        else:
-            key, *fields = line.split()
-        if not fields:
-            continue
-        try:
-            out[key] = float(fields[0])
-        except ValueError:
-            continue
-    return out
-
-
 def _quote(segment: str) -> str:
     return quote(segment, safe="")
 
@@ -285,12 +260,6 @@ class LoomcycleClient:
             else None,
         )
 
-    async def metrics_text(self) -> str:
-        """``/metrics`` (needs LOOMCYCLE_METRICS_ENABLED=1)."""
-        resp = await self._http.get("/metrics")
-        resp.raise_for_status()
-        return resp.text
-
     async def user_agents(self, user_id: str, status: str = "all") -> list[dict[str, Any]]:
         """A user's runs (``running`` or ``all``); the target caps the list at 100."""
         resp = await self._http.get(
@@ -313,10 +282,3 @@ class LoomcycleClient:
         body = _decode_json(resp.text)
         entry = body.get("entry") if isinstance(body, dict) else None
         return entry.get("value") if isinstance(entry, dict) else None
-
-    async def pause(self) -> int:
-        """Cluster-wide pause; returns the HTTP status."""
-        return (await self._http.post("/v1/_pause", json={})).status_code
-
-    async def resume(self) -> int:
-        return (await self._http.post("/v1/_resume", json={})).status_code

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from chaos.plugin import report_failed
+from chaos.report.outcome import report_failed
 
 
 def missing_target_message(error: str | None) -> str:

@@ -16,7 +16,7 @@ stream also ends early when ``POST /v1/_bench/release`` is called (the ramp
 holds thousands of streams open, then lets them all finish at once).
 ``GET /v1/_bench/stats`` reports open/peak/served streams and the sink's CPU.
 
-    python -m chaos.bench.sink --port 0 --hold-ms 50 --keepalive-ms 5000
+    python -m chaos.sut.loomcycle.bench_sink --port 0 --hold-ms 50 --keepalive-ms 5000
 
 prints ``LISTENING <port>`` once bound, releases held streams on SIGUSR1, and
 stops on SIGTERM/SIGINT, when its stdin closes (the parent died; so run it by
