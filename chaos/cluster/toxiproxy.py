@@ -1,9 +1,14 @@
 """A thin async client for Toxiproxy's documented HTTP API.
 
-Why our own: ``toxiproxy-python`` is synchronous (it would block the event
-loop that is timing the target's streams) and keeps its server address in
-class-level globals (two clusters in one session would share it).  The API is
-small and stable, so a few ``httpx`` calls are cheaper than working around it.
+Why our own, measured with toxiproxy-python 0.1.1 against Toxiproxy v2.12.0:
+it keeps the server address in a class attribute (a proxy meant for one
+server landed on another once a second client was pointed elsewhere); its
+calls have no timeout (``disable()`` to a paused server still hung after 8 s)
+and block the event loop (a 3 s pause stalled the loop 3.03 s, which would
+corrupt every latency the loop is timing); and it loses the server's errors
+(a 500 "address already in use" surfaced as ``KeyError: 'name'``).  The API
+is small and stable, so a few ``httpx`` calls are cheaper than working
+around it.  README, "Libraries and why", has the table.
 
 Semantics worth knowing (measured in tests/chaos/test_faults_link.py; they
 decide what a fault means):

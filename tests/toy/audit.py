@@ -12,7 +12,7 @@ import json
 from typing import Any, Literal, cast
 
 from chaos.record.vocabulary import AuditRow
-from tests.toy.sql import like_prefix
+from chaos.sut.postgres import like_prefix
 
 TABLE = "toy_audit"
 FUNCTION = "toy_audit_row"

@@ -6,51 +6,27 @@ on the database's clock, which is also the clock the toy's heartbeats and reaper
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from chaos.record.vocabulary import QuotaRow, ReplicaRow, RunRow, Snapshot
 from chaos.sut.base import StateReader
-
-
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern for "starts with ``prefix``" (``_`` and ``%`` taken literally)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _epoch(column: str) -> str:
-    return f"extract(epoch FROM {column})::float8 AS {column}"
-
+from chaos.sut.postgres import epoch, like_prefix, quota_from, replica_from, run_from
 
 RUNS_SQL = f"""
 SELECT id, agent_id, user_id, replica_id, status, stop_reason, error,
-       {_epoch("started_at")}, {_epoch("completed_at")}, {_epoch("last_heartbeat_at")}
+       {epoch("started_at")}, {epoch("completed_at")}, {epoch("last_heartbeat_at")}
 FROM runs
 WHERE agent_id LIKE $1 ESCAPE '\\' OR user_id LIKE $1 ESCAPE '\\'
 ORDER BY started_at, id
 """
 REPLICAS_SQL = f"""
-SELECT id, {_epoch("started_at")}, {_epoch("last_heartbeat_at")} FROM replicas ORDER BY id
+SELECT id, {epoch("started_at")}, {epoch("last_heartbeat_at")} FROM replicas ORDER BY id
 """
 QUOTAS_SQL = """
 SELECT user_id, active_count FROM user_quotas
 WHERE $1::text IS NULL OR user_id LIKE $1 ESCAPE '\\' ORDER BY user_id
 """
-
-
-def run_from(rec: Mapping[str, Any]) -> RunRow:
-    return RunRow(
-        run_id=rec["id"],
-        agent_id=rec["agent_id"],
-        user_id=rec["user_id"],
-        replica_id=rec["replica_id"],
-        status=rec["status"],
-        stop_reason=rec["stop_reason"],
-        error=rec["error"],
-        started_at=rec["started_at"],
-        completed_at=rec["completed_at"],
-        last_heartbeat_at=rec["last_heartbeat_at"],
-    )
 
 
 class ToyStateReader:
@@ -64,12 +40,12 @@ class ToyStateReader:
 
     async def replicas(self) -> Sequence[ReplicaRow]:
         rows = await self._db.fetch(REPLICAS_SQL)
-        return [ReplicaRow(r["id"], r["started_at"], r["last_heartbeat_at"]) for r in rows]
+        return [replica_from(r) for r in rows]
 
     async def quotas(self, prefix: str | None = None) -> Sequence[QuotaRow]:
         pattern = None if prefix is None else like_prefix(prefix)
         rows = await self._db.fetch(QUOTAS_SQL, pattern)
-        return [QuotaRow(r["user_id"], int(r["active_count"])) for r in rows]
+        return [quota_from(r) for r in rows]
 
     async def snapshot(self, prefix: str) -> Snapshot:
         """The three reads in one REPEATABLE READ transaction: one database instant, stamped

@@ -19,11 +19,11 @@ from chaos.record.vocabulary import (
     Snapshot,
 )
 from chaos.scenario import OwnerAnswer, ScenarioRun
+from chaos.sut.postgres import like_prefix
 from chaos.verdict import Status
 from tests.toy.adapter import DEFECT_ENV, ToyAdapter
 from tests.toy.client import classify_cancel, health_from
 from tests.toy.cluster import DEFECT_SPEC, TOY_SPEC
-from tests.toy.sql import like_prefix
 
 
 def test_launch_env_carries_the_toy_timers_cap_and_the_defect_only_when_asked() -> None:

@@ -26,7 +26,8 @@ from typing import Any, Literal, cast
 
 from chaos.errors import SetupError
 from chaos.record.vocabulary import AuditRow
-from chaos.sut.loomcycle.sql import Queryable, like_prefix
+from chaos.sut.loomcycle.sql import Queryable
+from chaos.sut.postgres import like_prefix
 
 AUDIT_TABLE = "loomchaos_audit"
 AUDIT_FUNCTION = "loomchaos_audit_row"

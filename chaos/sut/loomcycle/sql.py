@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chaos.record.vocabulary import QuotaRow, ReplicaRow, RunRow, Snapshot
+from chaos.sut.postgres import epoch, like_prefix, quota_from, replica_from, run_from
 
 #: Tables and the columns the suite relies on; :func:`missing_columns` compares.
 CONTRACT_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -55,21 +56,6 @@ class Queryable(Protocol):
     async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
-def like_prefix(prefix: str) -> str:
-    r"""A LIKE pattern matching strings that start with ``prefix`` literally.
-
-    ``_`` is a LIKE wildcard and is common in our ids, so it (and ``%`` and
-    the escape character ``\``) must be escaped, or prefix ``t1_a`` would
-    also match ``t1xa...``, another test's rows.
-    """
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
-def _epoch(column: str) -> str:
-    return f"extract(epoch FROM {column})::float8 AS {column}"
-
-
 # Empty strings read as NULL: the Go store writes "" for "no value" in some
 # paths, and the contract's invariants ("error IS NULL for completed") are
 # about absence, not about which spelling of absence was stored.
@@ -82,9 +68,9 @@ _RUN_COLUMNS = ", ".join(
         "status",
         "NULLIF(stop_reason, '') AS stop_reason",
         "NULLIF(error, '') AS error",
-        _epoch("started_at"),
-        _epoch("completed_at"),
-        _epoch("last_heartbeat_at"),
+        epoch("started_at"),
+        epoch("completed_at"),
+        epoch("last_heartbeat_at"),
     ]
 )
 
@@ -96,7 +82,7 @@ ORDER BY started_at, id
 """
 
 REPLICAS_SQL = f"""
-SELECT id, {_epoch("started_at")}, {_epoch("last_heartbeat_at")}
+SELECT id, {epoch("started_at")}, {epoch("last_heartbeat_at")}
 FROM replicas ORDER BY id
 """
 
@@ -110,7 +96,7 @@ GROUP BY user_id ORDER BY user_id
 """
 
 EVENTS_SQL = f"""
-SELECT seq, type, payload, {_epoch("ts")}
+SELECT seq, type, payload, {epoch("ts")}
 FROM events WHERE run_id = $1 ORDER BY seq
 """
 
@@ -138,33 +124,6 @@ class EventRow:
     type: str
     payload: Any
     ts: float | None
-
-
-def run_from(rec: Mapping[str, Any]) -> RunRow:
-    return RunRow(
-        run_id=rec["id"],
-        agent_id=rec["agent_id"],
-        user_id=rec["user_id"],
-        replica_id=rec["replica_id"],
-        status=rec["status"],
-        stop_reason=rec["stop_reason"],
-        error=rec["error"],
-        started_at=rec["started_at"],
-        completed_at=rec["completed_at"],
-        last_heartbeat_at=rec["last_heartbeat_at"],
-    )
-
-
-def replica_from(rec: Mapping[str, Any]) -> ReplicaRow:
-    return ReplicaRow(
-        replica_id=rec["id"],
-        started_at=rec["started_at"],
-        last_heartbeat_at=rec["last_heartbeat_at"],
-    )
-
-
-def quota_from(rec: Mapping[str, Any]) -> QuotaRow:
-    return QuotaRow(user_id=rec["user_id"], active_count=int(rec["active_count"]))
 
 
 def decode_payload(raw: bytes | str | None) -> Any:
