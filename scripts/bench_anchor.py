@@ -65,6 +65,7 @@ from chaos.bench.anchor import (  # noqa: E402
     total,
 )
 from chaos.errors import SetupError  # noqa: E402
+from chaos.sut.loomcycle.settings import settings_of, with_settings  # noqa: E402
 
 CS_MODULE = "github.com/denn-gubsky/loomcycle/test/load/circuit-stress"
 #: Bounds: a child driver gets its circuit timeout plus this, then is killed.
@@ -401,11 +402,12 @@ def _circuit_stress_binary() -> tuple[Path, bool]:
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from chaos.cluster.spec import MockProvider
+    from chaos.sut.loomcycle.settings import MockProvider
     from chaos.sut.loomcycle.specs import SMOKE_SPEC
 
     n = args.circuits
-    return SMOKE_SPEC.with_(
+    return with_settings(
+        SMOKE_SPEC,
         circuits=n * (args.rounds + 1),
         mock=MockProvider(latency_ms=args.latency_ms, jitter_ms=args.jitter_ms),
         # A circuit takes 3 slots of its user; circuit-stress starts all of a user's at once.
@@ -471,8 +473,8 @@ async def _bench(args: argparse.Namespace) -> Report:
         phases.add("cold start (first cluster start)", cluster.timings["start_s"])
         lb_url = cluster.lb_url
         lb_port = urlsplit(lb_url).port or 80
-        token = spec.auth_token
-        cs_command = shlex.join(_cs_command(binary, args, lb_url, "<spec.auth_token>"))
+        token = settings_of(spec).auth_token
+        cs_command = shlex.join(_cs_command(binary, args, lb_url, "<settings_of(spec).auth_token>"))
         for rnd in range(1, args.rounds + 1):
             # Alternate who goes first, so neither always meets the fresher cluster.
             order = ("ours", "cs") if rnd % 2 else ("cs", "ours")

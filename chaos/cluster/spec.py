@@ -7,47 +7,8 @@ specs share one cluster; a test that breaks things on purpose marks its spec
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
-
-
-@dataclass(frozen=True)
-class Timers:
-    """The target's cluster timers, in milliseconds (see CONTRACT.md, "Timers").
-
-    The stale threshold is a bet on the longest outage a scenario causes: the
-    replica heartbeat is a fixed 30 s ticker, so a replica cut from Postgres
-    for d seconds can look stale for up to d + 30 s.
-    """
-
-    replica_sweep_ms: int = 5_000
-    replica_stale_ms: int = 60_000
-    heartbeat_sweep_ms: int = 60_000
-    heartbeat_stale_ms: int = 180_000
-    cancel_ack_timeout_ms: int = 2_000
-    pause_cache_ttl_ms: int = 1_000
-    sse_keepalive_ms: int = 20_000
-    channels_longpoll_cap_ms: int = 120_000
-
-    @property
-    def reap_bound_s(self) -> float:
-        """Stale threshold plus one sweep: the documented bound before the margin."""
-        return (self.replica_stale_ms + self.replica_sweep_ms) / 1000.0
-
-
-#: Kills, freezes and cancels; nothing cuts Postgres, so 60 s stale is safe.
-CRASH_TIMERS = Timers()
-#: Postgres restarts, link cuts, connection exhaustion: outages up to ~60 s + 30 s heartbeat.
-OUTAGE_TIMERS = Timers(replica_stale_ms=120_000, heartbeat_stale_ms=240_000)
-
-
-@dataclass(frozen=True)
-class MockProvider:
-    latency_ms: int = 2_000
-    jitter_ms: int = 250
-    rate_429: float = 0.0
-    rate_500: float = 0.0
-    fallback: bool = False
-
 
 #: Default open-files limit for nginx and replicas.  The write-up's fix was 65536,
 #: but a container cannot exceed its engine's limit, and these machines cap every
@@ -77,18 +38,22 @@ class Images:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """Infrastructure only, plus the target's own settings as an opaque, hashable value.
+
+    The cluster never looks inside ``target``: it hands the whole spec to the
+    target's adapter (:class:`chaos.cluster.launch.TargetAdapter`), which
+    renders each replica's command, environment and files from it (loomcycle:
+    :class:`chaos.sut.loomcycle.settings.LoomcycleSettings`).  ``pool_size``
+    and ``replica_extra_connections`` size Postgres: each replica may hold its
+    pool plus that many dedicated connections (loomcycle: 11 LISTEN).
+    """
+
     replicas: int = 3
     pg_max_connections: int = 200
     pg_superuser_reserved: int = 5
     pool_size: int = 16
-    timers: Timers = CRASH_TIMERS
-    mock: MockProvider = MockProvider()
-    max_concurrent_runs: int = 32
-    max_runs_per_user: int = 4
-    max_queue_depth: int = 64
-    queue_timeout_ms: int = 30_000
-    metrics: bool = True
-    circuits: int = 0  # largest circuit id declared at boot (0 = no circuit agents)
+    replica_extra_connections: int = 11
+    target: Hashable = None
     replica_nofile: int = DEFAULT_NOFILE
     nginx: NginxSpec = NginxSpec()
     images: Images = Images()
@@ -96,19 +61,18 @@ class ClusterSpec:
     replica_env: tuple[tuple[str, str], ...] = ()
     pg_settings: tuple[tuple[str, str], ...] = ()
     destructive: bool = False
-    auth_token: str = "loomchaos-token"
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= 8:
             raise ValueError(f"replicas must be 1..8, got {self.replicas}")
-        if self.max_runs_per_user < 0:
-            raise ValueError("max_runs_per_user must be >= 0")
-        needed = self.replicas * (self.pool_size + 11) + self.pg_superuser_reserved + 10
+        per_replica = self.pool_size + self.replica_extra_connections
+        needed = self.replicas * per_replica + self.pg_superuser_reserved + 10
         if self.pg_max_connections < needed:
             raise ValueError(
-                f"pg_max_connections={self.pg_max_connections} is below "
-                f"replicas x (pool + 11 LISTEN) + reserved + headroom = {needed}"
+                f"pg_max_connections={self.pg_max_connections} is below replicas x "
+                f"(pool + {self.replica_extra_connections} dedicated) + reserved + headroom "
+                f"= {needed}"
             )
 
     def with_(self, **changes: object) -> ClusterSpec:

@@ -4,7 +4,6 @@
   :func:`chaos.sut.loomcycle.ports.scenario_run`): records the bounds,
   samples the database, waits for convergence, records the
   end state the checkers read, and runs them;
-* :mod:`~chaos.scenario.params`: the bounds from a :class:`~chaos.cluster.spec.ClusterSpec`;
 * :mod:`~chaos.faults.replica`: replica ids to kill / stop / freeze faults with
   probes that mean something for a replica;
 * :mod:`~chaos.scenario.cancels`: cancels as recorded operations;
@@ -19,7 +18,6 @@ from chaos.faults.replica import (
 )
 from chaos.scenario.cancels import StormCanceller, non_owner, other_replicas, recorded_cancel
 from chaos.scenario.convergence import OwnerAnswer, convergence_budget, unsettled
-from chaos.scenario.params import params_for
 from chaos.scenario.run import Convergence, ScenarioPorts, ScenarioRun
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "kill_replica",
     "non_owner",
     "other_replicas",
-    "params_for",
     "recorded_cancel",
     "rejoin",
     "stop_replica",

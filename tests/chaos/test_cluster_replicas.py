@@ -28,6 +28,7 @@ from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.spec import ClusterSpec, Images, NginxSpec, ResolvedImages
 from chaos.labels import new_session_id
 from chaos.sut.base import Health
+from chaos.sut.loomcycle.settings import with_settings
 from chaos.testing.sabotage import kill_node
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
@@ -207,7 +208,7 @@ async def test_loomcycle_cluster_starts_verified_and_resets() -> None:
     await asyncio.to_thread(_engine_or_skip, images.postgres, images.nginx, images.toxiproxy)
     from chaos.sut.loomcycle.adapter import LoomcycleAdapter
 
-    spec = SPEC.with_(replicas=2)
+    spec = with_settings(SPEC, replicas=2)
     c = Cluster(spec, images, session_id=new_session_id(), adapter=LoomcycleAdapter.for_spec(spec))
     try:
         await c.start(with_replicas=True)

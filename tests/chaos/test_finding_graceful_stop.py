@@ -29,6 +29,7 @@ from chaos.scenario import rejoin, stop_replica
 from chaos.scenario.steps import load_requests, run_many
 from chaos.sut.base import RunClient
 from chaos.sut.loomcycle.ports import gated_policy, scenario_run
+from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.specs import CRASH_SPEC
 from chaos.verdict import InvariantViolation, assert_verdicts
 from chaos.workload import Driver
@@ -57,7 +58,7 @@ async def test_graceful_stop_gives_back_the_runs_and_slots_it_abandons(
                 client,
                 chaos_history,
                 via=victim,
-                policy=gated_policy(CRASH_SPEC.max_runs_per_user),
+                policy=gated_policy(settings_of(CRASH_SPEC).max_runs_per_user),
                 poll_timeout_s=5.0,
             )
             load = asyncio.create_task(run_many(driver, reqs))

@@ -28,6 +28,7 @@ from chaos.cluster.spec import NginxSpec
 from chaos.record.history import History
 from chaos.scenario.steps import load_requests, run_many
 from chaos.sut.loomcycle.ports import gated_policy, lb_client, scenario_run
+from chaos.sut.loomcycle.settings import settings_of, with_settings
 from chaos.sut.loomcycle.specs import SMOKE_SPEC
 from chaos.verdict import Verdict
 from chaos.workload import Driver, RunResult
@@ -41,8 +42,8 @@ pytestmark = [
 RUNS, USERS = 160, 40
 LOW_NOFILE = 256
 #: The smoke cluster with an nginx that may open only 256 files.
-LOW_NOFILE_SPEC = SMOKE_SPEC.with_(
-    nginx=NginxSpec(nofile=LOW_NOFILE, worker_rlimit_nofile=LOW_NOFILE)
+LOW_NOFILE_SPEC = with_settings(
+    SMOKE_SPEC, nginx=NginxSpec(nofile=LOW_NOFILE, worker_rlimit_nofile=LOW_NOFILE)
 )
 EMFILE = "Too many open files"
 #: Nothing is cancelled or killed in a burst.
@@ -63,7 +64,7 @@ async def burst(cluster: Any, history: History, prefix: str) -> tuple[list[RunRe
             lb,
             history,
             via="lb",
-            policy=gated_policy(cluster.spec.max_runs_per_user),
+            policy=gated_policy(settings_of(cluster.spec).max_runs_per_user),
             launch_slots=RUNS,
             run_timeout_s=120,
             poll_timeout_s=15,

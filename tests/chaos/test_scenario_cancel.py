@@ -32,6 +32,7 @@ from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import load_requests, running_row
 from chaos.sut.base import CancelResult, RunClient, RunRequest
 from chaos.sut.loomcycle.ports import replica_clients, scenario_run, started_runs
+from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.specs import CANCEL_SPEC
 from chaos.verdict import Verdict
 
@@ -79,10 +80,10 @@ async def test_cancel_through_a_non_owner_is_acknowledged(
     chaos_verdicts: Callable[[Sequence[Verdict]], None],
 ) -> None:
     cluster = await chaos_cluster_for(CANCEL_SPEC)
-    cap = CANCEL_SPEC.max_runs_per_user
+    cap = settings_of(CANCEL_SPEC).max_runs_per_user
     reqs = load_requests(chaos_prefix, "nonowner", 6 * cap, 6)  # 24 at once: >= min_p99_samples
     reason = "loomchaos: cross-replica cancel"
-    ack_bound = CANCEL_SPEC.timers.cancel_ack_timeout_ms / 1000.0
+    ack_bound = settings_of(CANCEL_SPEC).timers.cancel_ack_timeout_ms / 1000.0
     async with (
         # Every cancel here goes through a replica that does not own its run.
         scenario_run(
@@ -200,7 +201,7 @@ async def test_cancel_racing_completion(
     """Each cancel is aimed at a moment around its run's expected end (mock latency +/-
     jitter and a little more); both outcomes are legal, and each must fit the run's end."""
     cluster = await chaos_cluster_for(CANCEL_SPEC)
-    mock = CANCEL_SPEC.mock
+    mock = settings_of(CANCEL_SPEC).mock
     reqs = load_requests(chaos_prefix, "race", 12, 6)
     async with (
         scenario_run(cluster, chaos_history, chaos_prefix) as run,
@@ -242,7 +243,7 @@ async def test_bounded_cancel_storm(
     every cancel inside it from the ack bound (bounded_recovery skips faulted spans)."""
     cluster = await chaos_cluster_for(CANCEL_SPEC)
     reqs = load_requests(chaos_prefix, "storm", 60, 6)
-    ack_bound = CANCEL_SPEC.timers.cancel_ack_timeout_ms / 1000.0
+    ack_bound = settings_of(CANCEL_SPEC).timers.cancel_ack_timeout_ms / 1000.0
     async with (
         scenario_run(cluster, chaos_history, chaos_prefix, ack_p99_bound_s=ack_bound) as run,
         replica_clients(cluster) as clients,

@@ -19,6 +19,7 @@ import pytest
 from chaos.record.history import History
 from chaos.scenario.steps import load_requests, run_many
 from chaos.sut.loomcycle.ports import gated_policy, lb_client, scenario_run, served_by
+from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.specs import PROVIDER_STORM_SPEC
 from chaos.verdict import Verdict
 from chaos.workload import Driver
@@ -46,7 +47,9 @@ async def test_provider_storm_is_carried_by_the_fallback_tier(
         scenario_run(cluster, chaos_history, chaos_prefix) as run,
         lb_client(cluster) as lb,
     ):
-        driver = Driver(lb, chaos_history, via="lb", policy=gated_policy(spec.max_runs_per_user))
+        driver = Driver(
+            lb, chaos_history, via="lb", policy=gated_policy(settings_of(spec).max_runs_per_user)
+        )
         results = await run_many(driver, load_requests(chaos_prefix, "storm", RUNS, USERS))
         await run.converge()
 

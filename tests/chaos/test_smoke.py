@@ -23,6 +23,7 @@ from chaos.scenario.evidence import final_rows, owners
 from chaos.scenario.steps import load_requests, run_many, running_row
 from chaos.sut.base import RunRequest
 from chaos.sut.loomcycle.ports import gated_policy, lb_client, replica_clients, scenario_run
+from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.specs import SMOKE_SPEC
 from chaos.verdict import Verdict
 from chaos.workload import Driver
@@ -57,7 +58,9 @@ async def test_smoke(
         lb_client(cluster) as lb,
         replica_clients(cluster) as replicas,
     ):
-        driver = Driver(lb, chaos_history, via="lb", policy=gated_policy(spec.max_runs_per_user))
+        driver = Driver(
+            lb, chaos_history, via="lb", policy=gated_policy(settings_of(spec).max_runs_per_user)
+        )
         async with asyncio.TaskGroup() as tg:
             results = tg.create_task(run_many(driver, load))
             cancelled = tg.create_task(driver.run(victim))

@@ -40,6 +40,7 @@ from tests.toy import (
     toy_images,
     toy_scenario_run,
 )
+from tests.toy.adapter import toy_settings
 from tests.toy.build import ToyImage
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
@@ -80,7 +81,7 @@ async def background_load(
     driver = Driver(
         client,
         history,
-        policy=CapPolicy.gated(cluster.spec.max_runs_per_user),
+        policy=CapPolicy.gated(toy_settings(cluster.spec).cap),
         run_timeout_s=30.0,
         poll_timeout_s=15.0,
     )

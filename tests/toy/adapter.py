@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from chaos.cluster.launch import ReplicaLaunch, TargetAdapter
 from chaos.cluster.spec import ClusterSpec
 from chaos.sut.base import RunClient
@@ -16,6 +18,21 @@ DEFAULT_RUN_MS = 3_000
 DEFECT_ENV = "TOY_DEFECT_KEEP_SLOT"
 
 
+@dataclass(frozen=True)
+class ToySettings:
+    """The toy's own settings, carried by a ClusterSpec as its opaque ``target``."""
+
+    stale_ms: int = 6_000
+    sweep_ms: int = 1_000
+    cap: int = 3
+
+
+def toy_settings(spec: ClusterSpec) -> ToySettings:
+    if not isinstance(spec.target, ToySettings):
+        raise TypeError(f"not a toy spec: target={spec.target!r}")
+    return spec.target
+
+
 def replica_env(spec: ClusterSpec, replica_id: str, pg_dsn: str) -> dict[str, str]:
     """The service's environment; the spec's ``replica_env`` comes last and wins."""
     sep = "&" if "?" in pg_dsn else "?"
@@ -24,9 +41,9 @@ def replica_env(spec: ClusterSpec, replica_id: str, pg_dsn: str) -> dict[str, st
         # pgxpool reads its size from the DSN.
         "PG_DSN": f"{pg_dsn}{sep}pool_max_conns={spec.pool_size}",
         "LISTEN_ADDR": f":{PORT}",
-        "STALE_MS": str(spec.timers.replica_stale_ms),
-        "SWEEP_MS": str(spec.timers.replica_sweep_ms),
-        "CAP": str(spec.max_runs_per_user),
+        "STALE_MS": str(toy_settings(spec).stale_ms),
+        "SWEEP_MS": str(toy_settings(spec).sweep_ms),
+        "CAP": str(toy_settings(spec).cap),
         "RUN_MS": str(DEFAULT_RUN_MS),
         **dict(spec.replica_env),
     }

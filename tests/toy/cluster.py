@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from chaos.cluster.cluster import Cluster
-from chaos.cluster.spec import ClusterSpec, ResolvedImages, Timers
-from tests.toy.adapter import DEFECT_ENV, ToyAdapter
+from chaos.cluster.spec import ClusterSpec, ResolvedImages
+from tests.toy.adapter import DEFECT_ENV, ToyAdapter, ToySettings
 
 #: The toy's timers: stale 6 s, sweep 1 s, so a kill is reaped within ~7 s.
-TOY_TIMERS = Timers(replica_stale_ms=6_000, replica_sweep_ms=1_000)
-TOY_SPEC = ClusterSpec(replicas=3, timers=TOY_TIMERS, max_runs_per_user=3, pool_size=8)
-DEFECT_SPEC = TOY_SPEC.with_(replica_env=((DEFECT_ENV, "1"),))
+TOY_SPEC = ClusterSpec(
+    replicas=3, pool_size=8, replica_extra_connections=0, target=ToySettings(6_000, 1_000, 3)
+)
+DEFECT_SPEC = replace(TOY_SPEC, replica_env=((DEFECT_ENV, "1"),))
 
 
 def toy_images(infra: ResolvedImages, toy_tag: str) -> ResolvedImages:

@@ -12,16 +12,18 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
+from chaos.checks.params import CheckParams
 from chaos.record.history import History
 from chaos.record.vocabulary import AuditRow, Snapshot
 from chaos.scenario.base import ScenarioCluster, client_for, describe_error
 from chaos.scenario.convergence import OwnerAnswer
-from chaos.scenario.params import params_for
 from chaos.scenario.run import ScenarioPorts, ScenarioRun
+from tests.toy.adapter import toy_settings
 from tests.toy.audit import install_audit, read_audit
 from tests.toy.sql import ToyStateReader
 
@@ -90,9 +92,15 @@ async def toy_scenario_run(
     **param_overrides: Any,
 ) -> AsyncIterator[ScenarioRun]:
     """A :class:`ScenarioRun` on a ready toy cluster, the toy's audit triggers installed."""
-    params = params_for(
-        cluster.spec, cluster.replica_ids, prefix, **{**TOY_BOUNDS, **param_overrides}
+    settings = toy_settings(cluster.spec)
+    base = CheckParams(
+        per_user_cap=settings.cap,
+        replica_stale_s=settings.stale_ms / 1000.0,
+        replica_sweep_s=settings.sweep_ms / 1000.0,
+        replica_ids=tuple(cluster.replica_ids),
+        test_prefix=prefix,
     )
+    params = replace(base, **{**TOY_BOUNDS, **param_overrides})
     async with asyncio.timeout(DB_SETUP_TIMEOUT_S):
         pool = await asyncpg.create_pool(cluster.pg_dsn, min_size=1, max_size=4)
     try:

@@ -21,7 +21,7 @@ from chaos.record.vocabulary import (
 from chaos.scenario import OwnerAnswer, ScenarioRun
 from chaos.sut.postgres import like_prefix
 from chaos.verdict import Status
-from tests.toy.adapter import DEFECT_ENV, ToyAdapter
+from tests.toy.adapter import DEFECT_ENV, ToyAdapter, ToySettings
 from tests.toy.client import classify_cancel, health_from
 from tests.toy.cluster import DEFECT_SPEC, TOY_SPEC
 
@@ -38,7 +38,7 @@ def test_launch_env_carries_the_toy_timers_cap_and_the_defect_only_when_asked() 
 
 
 def test_spec_replica_env_wins_over_the_defaults() -> None:
-    spec = ClusterSpec(replica_env=(("RUN_MS", "500"),))
+    spec = ClusterSpec(replica_env=(("RUN_MS", "500"),), target=ToySettings())
     assert ToyAdapter().replica_launch(spec, "r2", "postgres://x/db").env["RUN_MS"] == "500"
 
 

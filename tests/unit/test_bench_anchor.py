@@ -26,8 +26,8 @@ from chaos.bench.anchor import (
     tally_runs,
     total,
 )
-from chaos.cluster.spec import ClusterSpec
 from chaos.sut.loomcycle.config import render_config
+from chaos.sut.loomcycle.settings import loomcycle_spec
 
 CS_STDOUT = """
 ─── Summary ────────────────────────────────────────────────
@@ -149,12 +149,12 @@ def test_connections_to_port_counts_this_process_own_socket() -> None:
 
 
 def test_our_rendered_config_fits_circuit_stress() -> None:
-    spec = ClusterSpec(circuits=6, max_runs_per_user=30)
+    spec = loomcycle_spec(circuits=6, max_runs_per_user=30)
     assert circuit_stress_gaps(render_config(spec), scale=6, circuits_per_user=10) == []
 
 
 def test_gaps_name_missing_channels_cap_agents_and_acls() -> None:
-    config = render_config(ClusterSpec(circuits=2, max_runs_per_user=4))
+    config = render_config(loomcycle_spec(circuits=2, max_runs_per_user=4))
     gaps = circuit_stress_gaps(config, scale=5, circuits_per_user=10)
     assert any("channels for circuits 3..5" in g for g in gaps)
     assert any("per-user cap 4 < 3 x 10" in g for g in gaps)
@@ -171,9 +171,9 @@ def test_gaps_name_missing_channels_cap_agents_and_acls() -> None:
 
 
 def test_cap_off_is_no_gap_and_fallback_models_count() -> None:
-    from chaos.cluster.spec import MockProvider
+    from chaos.sut.loomcycle.settings import MockProvider
 
-    spec = ClusterSpec(circuits=1, max_runs_per_user=0, mock=MockProvider(fallback=True))
+    spec = loomcycle_spec(circuits=1, max_runs_per_user=0, mock=MockProvider(fallback=True))
     assert circuit_stress_gaps(render_config(spec), scale=1, circuits_per_user=50) == []
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chaos.cluster.spec import OUTAGE_TIMERS, ClusterSpec, MockProvider
+from chaos.cluster.spec import ClusterSpec
 from chaos.faults.replica import (
     answers_healthz,
     listed_by_survivors,
@@ -26,13 +26,14 @@ from chaos.scenario import (
     StormCanceller,
     convergence_budget,
     non_owner,
-    params_for,
     recorded_cancel,
     unsettled,
 )
 from chaos.scenario.cancels import newest_running
 from chaos.scenario.evidence import only_window, owned_running, replica_row_deleted_after
 from chaos.sut.base import CancelResult, Health
+from chaos.sut.loomcycle.params import params_for
+from chaos.sut.loomcycle.settings import OUTAGE_TIMERS, MockProvider, loomcycle_spec, settings_of
 from chaos.sut.loomcycle.specs import CANCEL_SPEC, CRASH_SPEC, SMOKE_SPEC
 from chaos.testing.bench import HistoryBench
 
@@ -40,19 +41,19 @@ from chaos.testing.bench import HistoryBench
 
 
 def test_params_follow_the_spec() -> None:
-    spec = ClusterSpec(timers=OUTAGE_TIMERS, max_runs_per_user=3)
+    spec = loomcycle_spec(timers=OUTAGE_TIMERS, max_runs_per_user=3)
     p = params_for(spec, ("r1", "r2", "r3"), "tabc")
     assert p.per_user_cap == 3
     assert p.replica_stale_s == 120.0 and p.replica_sweep_s == 5.0
     assert p.heartbeat_stale_s == 240.0
     assert p.cancel_ack_timeout_s == 2.0
-    assert p.reap_bound_s == spec.timers.reap_bound_s
+    assert p.reap_bound_s == settings_of(spec).timers.reap_bound_s
     assert p.replica_ids == ("r1", "r2", "r3") and p.test_prefix == "tabc"
     assert p.provider_errors_injected is False
 
 
 def test_params_overrides_and_provider_errors() -> None:
-    spec = ClusterSpec(mock=MockProvider(rate_429=0.15))
+    spec = loomcycle_spec(mock=MockProvider(rate_429=0.15))
     p = params_for(spec, ("r1",), "t", ack_p99_bound_s=2.0)
     assert p.ack_p99_bound_s == 2.0
     assert p.provider_errors_injected is True
@@ -63,11 +64,18 @@ def test_params_overrides_and_provider_errors() -> None:
 def test_specs_give_runs_time_to_be_caught_running() -> None:
     # Cancels must land while runs run: run length well above the ack timeout.
     for spec in (SMOKE_SPEC, CANCEL_SPEC, CRASH_SPEC):
-        assert spec.replicas == 3 and spec.max_runs_per_user > 0
-        assert spec.mock.latency_ms - spec.mock.jitter_ms > spec.timers.cancel_ack_timeout_ms / 2
-    assert SMOKE_SPEC.mock.latency_ms < CANCEL_SPEC.mock.latency_ms < CRASH_SPEC.mock.latency_ms
+        assert spec.replicas == 3 and settings_of(spec).max_runs_per_user > 0
+        assert (
+            settings_of(spec).mock.latency_ms - settings_of(spec).mock.jitter_ms
+            > settings_of(spec).timers.cancel_ack_timeout_ms / 2
+        )
+    assert (
+        settings_of(SMOKE_SPEC).mock.latency_ms
+        < settings_of(CANCEL_SPEC).mock.latency_ms
+        < settings_of(CRASH_SPEC).mock.latency_ms
+    )
     # The heartbeat sweeper must never beat the replica sweeper to a dead replica's runs.
-    t = CRASH_SPEC.timers
+    t = settings_of(CRASH_SPEC).timers
     assert t.heartbeat_stale_ms > t.replica_stale_ms + t.replica_sweep_ms
     assert not CRASH_SPEC.destructive  # a reset revives a killed replica
 

@@ -6,23 +6,24 @@ import json
 
 import pytest
 
-from chaos.cluster.spec import ClusterSpec, MockProvider, Timers
+from chaos.cluster.spec import ClusterSpec
 from chaos.sut.base import Health
 from chaos.sut.loomcycle import config
 from chaos.sut.loomcycle.adapter import LoomcycleAdapter, cluster_ready
+from chaos.sut.loomcycle.settings import MockProvider, Timers, loomcycle_spec, settings_of
 
 DSN = "postgres://loomchaos:pw@pg:5432/loomcycle?sslmode=disable"
 
 
 def test_env_turns_on_cluster_mode_with_spec_values() -> None:
-    spec = ClusterSpec(pool_size=12, max_runs_per_user=3, timers=Timers(replica_stale_ms=90_000))
+    spec = loomcycle_spec(pool_size=12, max_runs_per_user=3, timers=Timers(replica_stale_ms=90_000))
     env = config.render_env(spec, "r1", DSN)
     assert env["LOOMCYCLE_STORAGE_BACKEND"] == "postgres"
     assert env["LOOMCYCLE_PG_DSN"] == DSN
     assert env["LOOMCYCLE_REPLICA_ID"] == "r1"
     assert env["LOOMCYCLE_PG_AUTOMIGRATE"] == "1"
     assert env["LOOMCYCLE_LISTEN_ADDR"] == "0.0.0.0:8787"
-    assert env["LOOMCYCLE_AUTH_TOKEN"] == spec.auth_token
+    assert env["LOOMCYCLE_AUTH_TOKEN"] == settings_of(spec).auth_token
     assert env["OLLAMA_BASE_URL"] == "disabled"
     assert env["LOOMCYCLE_PG_MAX_OPEN_CONNS"] == "12"
     assert env["LOOMCYCLE_PG_MIN_IDLE_CONNS"] == "4"
@@ -38,7 +39,7 @@ def test_env_turns_on_cluster_mode_with_spec_values() -> None:
 
 
 def test_env_mock_knobs_and_rates_render_without_float_noise() -> None:
-    spec = ClusterSpec(mock=MockProvider(latency_ms=300, jitter_ms=10, rate_429=0.15))
+    spec = loomcycle_spec(mock=MockProvider(latency_ms=300, jitter_ms=10, rate_429=0.15))
     env = config.render_env(spec, "r1", DSN)
     assert env["LOOMCYCLE_MOCK_ENABLED"] == "1"
     assert env["LOOMCYCLE_MOCK_LATENCY_MS"] == "300"
@@ -48,7 +49,7 @@ def test_env_mock_knobs_and_rates_render_without_float_noise() -> None:
 
 
 def test_env_extra_entries_win_and_metrics_can_be_off() -> None:
-    spec = ClusterSpec(
+    spec = loomcycle_spec(
         metrics=False, replica_env=(("LOOMCYCLE_CHANNEL_DEBUG", "1"), ("OLLAMA_BASE_URL", "x"))
     )
     env = config.render_env(spec, "r1", DSN)
@@ -73,18 +74,18 @@ def test_bad_replica_id_is_refused(replica_id: str) -> None:
 
 
 def test_stale_threshold_at_or_below_the_heartbeat_is_refused() -> None:
-    spec = ClusterSpec(timers=Timers(replica_stale_ms=30_000))
+    spec = loomcycle_spec(timers=Timers(replica_stale_ms=30_000))
     with pytest.raises(ValueError, match="heartbeat"):
         config.render_env(spec, "r1", DSN)
 
 
 def test_out_of_range_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="rate"):
-        config.render_env(ClusterSpec(mock=MockProvider(rate_429=1.5)), "r1", DSN)
+        config.render_env(loomcycle_spec(mock=MockProvider(rate_429=1.5)), "r1", DSN)
 
 
 def test_plain_config_is_json_with_one_mock_agent() -> None:
-    text = config.render_config_text(ClusterSpec(max_concurrent_runs=7, max_runs_per_user=2))
+    text = config.render_config_text(loomcycle_spec(max_concurrent_runs=7, max_runs_per_user=2))
     cfg = json.loads(text)  # JSON text, which is also YAML
     assert cfg["provider_priority"] == ["mock"]
     assert cfg["tiers"] == {"middle": [{"provider": "mock", "model": "mock-generic"}]}
@@ -97,7 +98,7 @@ def test_plain_config_is_json_with_one_mock_agent() -> None:
 
 
 def test_fallback_config_gives_every_agent_a_second_candidate() -> None:
-    cfg = config.render_config(ClusterSpec(mock=MockProvider(fallback=True), circuits=1))
+    cfg = config.render_config(loomcycle_spec(mock=MockProvider(fallback=True), circuits=1))
     assert cfg["provider_priority"] == ["mock", "mock-stable"]
     default = cfg["user_tiers"]["default"]
     assert default["fallback_on_error"] is True
@@ -110,7 +111,7 @@ def test_fallback_config_gives_every_agent_a_second_candidate() -> None:
 
 
 def test_circuits_declare_agents_and_one_channel_pair_per_circuit() -> None:
-    cfg = config.render_config(ClusterSpec(circuits=3))
+    cfg = config.render_config(loomcycle_spec(circuits=3))
     channels = cfg["channels"]
     assert len(channels) == 6
     assert set(channels) == {
@@ -135,7 +136,7 @@ def test_circuits_declare_agents_and_one_channel_pair_per_circuit() -> None:
 
 
 def test_launch_carries_command_env_and_config_file() -> None:
-    spec = ClusterSpec(circuits=1)
+    spec = loomcycle_spec(circuits=1)
     launch = LoomcycleAdapter.for_spec(spec).replica_launch(spec, "r2", DSN)
     assert launch.command == ("--config", config.CONFIG_PATH)  # after the ENTRYPOINT
     assert launch.env["LOOMCYCLE_REPLICA_ID"] == "r2"
@@ -146,7 +147,7 @@ def test_launch_carries_command_env_and_config_file() -> None:
 def test_adapter_refuses_a_spec_with_another_token() -> None:
     adapter = LoomcycleAdapter(auth_token="a")
     with pytest.raises(ValueError, match="for_spec"):
-        adapter.replica_launch(ClusterSpec(auth_token="b"), "r1", DSN)
+        adapter.replica_launch(loomcycle_spec(auth_token="b"), "r1", DSN)
     assert (adapter.name, adapter.version) == ("loomcycle", "v1.59.0")
 
 

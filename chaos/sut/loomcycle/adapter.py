@@ -10,6 +10,7 @@ from chaos.sut.base import Health, RunClient, StateReader
 from chaos.sut.loomcycle import config
 from chaos.sut.loomcycle.build import VERSION
 from chaos.sut.loomcycle.client import LoomcycleClient
+from chaos.sut.loomcycle.settings import LoomcycleSettings, settings_of
 from chaos.sut.loomcycle.sql import LoomcycleStateReader, Queryable
 
 NAME = "loomcycle"
@@ -41,17 +42,17 @@ class LoomcycleAdapter:
     name: str = NAME
     version: str = VERSION
 
-    def __init__(self, auth_token: str = ClusterSpec().auth_token) -> None:
+    def __init__(self, auth_token: str = LoomcycleSettings().auth_token) -> None:
         self.auth_token = auth_token
 
     @classmethod
     def for_spec(cls, spec: ClusterSpec) -> LoomcycleAdapter:
-        return cls(auth_token=spec.auth_token)
+        return cls(auth_token=settings_of(spec).auth_token)
 
     def replica_launch(self, spec: ClusterSpec, replica_id: str, pg_dsn: str) -> ReplicaLaunch:
-        if spec.auth_token != self.auth_token:
+        if settings_of(spec).auth_token != self.auth_token:
             raise ValueError(
-                "spec.auth_token differs from the adapter's token; "
+                "settings_of(spec).auth_token differs from the adapter's token; "
                 "build the adapter with LoomcycleAdapter.for_spec(spec)"
             )
         return ReplicaLaunch(

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from chaos.cluster.spec import ClusterSpec, Timers
+from chaos.cluster.spec import ClusterSpec
+from chaos.sut.loomcycle.settings import Timers, settings_of
 
 #: Where both image families keep the binary, as their ENTRYPOINT; a locally
 #: built image must do the same (fixtures/images/loomcycle does).
@@ -84,9 +85,9 @@ def render_env(spec: ClusterSpec, replica_id: str, pg_dsn: str) -> dict[str, str
     if not _REPLICA_ID.match(replica_id):
         raise ValueError(f"replica id {replica_id!r} does not match {_REPLICA_ID.pattern}")
     _check_dsn(pg_dsn)
-    _check_timers(spec.timers)
-    t = spec.timers
-    mock = spec.mock
+    _check_timers(settings_of(spec).timers)
+    t = settings_of(spec).timers
+    mock = settings_of(spec).mock
     env: dict[str, str] = {
         # Cluster mode: Postgres storage plus a replica id (the id alone on
         # sqlite is a fatal boot error).
@@ -98,7 +99,7 @@ def render_env(spec: ClusterSpec, replica_id: str, pg_dsn: str) -> dict[str, str
         "LOOMCYCLE_PG_MAX_OPEN_CONNS": str(spec.pool_size),
         "LOOMCYCLE_PG_MIN_IDLE_CONNS": str(min(_MIN_IDLE_CONNS, spec.pool_size)),
         "LOOMCYCLE_LISTEN_ADDR": f"0.0.0.0:{PORT}",
-        "LOOMCYCLE_AUTH_TOKEN": spec.auth_token,
+        "LOOMCYCLE_AUTH_TOKEN": settings_of(spec).auth_token,
         "LOOMCYCLE_DATA_DIR": DATA_DIR,
         # Otherwise the default local Ollama provider is registered and probed.
         "OLLAMA_BASE_URL": "disabled",
@@ -119,9 +120,9 @@ def render_env(spec: ClusterSpec, replica_id: str, pg_dsn: str) -> dict[str, str
         "LOOMCYCLE_MOCK_429_RATE": _rate(mock.rate_429),
         "LOOMCYCLE_MOCK_500_RATE": _rate(mock.rate_500),
         # Cluster-wide cap; user_quotas is used only when this is above 0.
-        "LOOMCYCLE_MAX_CONCURRENT_RUNS_PER_USER": str(spec.max_runs_per_user),
+        "LOOMCYCLE_MAX_CONCURRENT_RUNS_PER_USER": str(settings_of(spec).max_runs_per_user),
     }
-    if spec.metrics:
+    if settings_of(spec).metrics:
         env["LOOMCYCLE_METRICS_ENABLED"] = "1"
         env["LOOMCYCLE_METRICS_SAMPLE_INTERVAL_MS"] = str(_METRICS_SAMPLE_MS)
     env.update(dict(spec.replica_env))
@@ -188,7 +189,7 @@ def _channels(circuits: int) -> dict[str, Any]:
 
 def render_config(spec: ClusterSpec) -> dict[str, Any]:
     """The config file's content as a plain mapping (see :func:`render_config_text`)."""
-    fallback = spec.mock.fallback
+    fallback = settings_of(spec).mock.fallback
     priority = ["mock", "mock-stable"] if fallback else ["mock"]
     chaos_agent: dict[str, Any] = {
         "tier": "middle",
@@ -202,10 +203,10 @@ def render_config(spec: ClusterSpec) -> dict[str, Any]:
         "tiers": {"middle": _candidates("mock-generic", fallback)},
         "concurrency": {
             # Per replica and yaml-only; the per-user cap is cluster-wide.
-            "max_concurrent_runs": spec.max_concurrent_runs,
-            "max_queue_depth": spec.max_queue_depth,
-            "queue_timeout_ms": spec.queue_timeout_ms,
-            "max_concurrent_runs_per_user": spec.max_runs_per_user,
+            "max_concurrent_runs": settings_of(spec).max_concurrent_runs,
+            "max_queue_depth": settings_of(spec).max_queue_depth,
+            "queue_timeout_ms": settings_of(spec).queue_timeout_ms,
+            "max_concurrent_runs_per_user": settings_of(spec).max_runs_per_user,
         },
         "agents": {CHAOS_AGENT: chaos_agent},
     }
@@ -219,8 +220,8 @@ def render_config(spec: ClusterSpec) -> dict[str, Any]:
                 "retry_attempts": 2,
             }
         }
-    if spec.circuits > 0:
-        config["channels"] = _channels(spec.circuits)
+    if settings_of(spec).circuits > 0:
+        config["channels"] = _channels(settings_of(spec).circuits)
         config["agents"].update(_circuit_agents(fallback))
     return config
 

@@ -21,12 +21,13 @@ from chaos.record.history import History
 from chaos.record.vocabulary import AuditRow, Snapshot
 from chaos.scenario.base import ScenarioCluster, client_for, describe_error
 from chaos.scenario.convergence import OwnerAnswer
-from chaos.scenario.params import params_for
 from chaos.scenario.run import ScenarioRun
 from chaos.scenario.steps import run_many
 from chaos.sut.base import RunClient, RunRequest
 from chaos.sut.loomcycle.adapter import QUOTA_RELEASE_LAG_S
 from chaos.sut.loomcycle.audit import install_audit, read_audit, uninstall_audit
+from chaos.sut.loomcycle.params import params_for
+from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.sql import LoomcycleStateReader
 from chaos.workload.driver import Driver, RunResult
 from chaos.workload.gates import CapPolicy
@@ -138,7 +139,7 @@ async def scenario_run(
     """A :class:`ScenarioRun` on a ready cluster, with the audit triggers installed.
 
     ``param_overrides`` are CheckParams fields this scenario sets on purpose
-    (see :func:`chaos.scenario.params.params_for`).
+    (see :func:`chaos.sut.loomcycle.params.params_for`).
     """
     params = params_for(cluster.spec, cluster.replica_ids, prefix, **param_overrides)
     async with asyncio.timeout(DB_SETUP_TIMEOUT_S):
@@ -187,7 +188,7 @@ async def started_runs(
             client,
             history,
             via=via,
-            policy=gated_policy(cluster.spec.max_runs_per_user),
+            policy=gated_policy(settings_of(cluster.spec).max_runs_per_user),
             poll_timeout_s=poll_timeout_s,
         )
         task = asyncio.create_task(run_many(driver, reqs))

@@ -7,12 +7,12 @@ only where its scenario needs it, and says why.
 
 from __future__ import annotations
 
-from chaos.cluster.spec import CRASH_TIMERS, ClusterSpec, MockProvider
+from chaos.sut.loomcycle.settings import CRASH_TIMERS, MockProvider, loomcycle_spec, with_settings
 
 #: Issue 3's smoke: 3 replicas, mock runs of ~2 s (long enough that a run is still
 #: running when a test cancels it, short enough that 60 runs take seconds), the
 #: per-user cap on (4) so user_quotas is exercised, crash timers (nothing cuts Postgres).
-SMOKE_SPEC = ClusterSpec(
+SMOKE_SPEC = loomcycle_spec(
     replicas=3,
     timers=CRASH_TIMERS,
     mock=MockProvider(latency_ms=2_000, jitter_ms=250),
@@ -21,21 +21,21 @@ SMOKE_SPEC = ClusterSpec(
 
 #: Cancel races: runs of ~6 s, so a test can find a run running, pick a
 #: non-owner and cancel it (or freeze its owner first) well before it ends.
-CANCEL_SPEC = SMOKE_SPEC.with_(mock=MockProvider(latency_ms=6_000, jitter_ms=500))
+CANCEL_SPEC = with_settings(SMOKE_SPEC, mock=MockProvider(latency_ms=6_000, jitter_ms=500))
 
 #: Crashes: runs of ~10 s, so the victim surely owns running runs when it is
 #: killed, stopped or frozen; crash timers (stale 60 s + sweep 5 s) bound the reap.
-CRASH_SPEC = SMOKE_SPEC.with_(mock=MockProvider(latency_ms=10_000, jitter_ms=1_000))
+CRASH_SPEC = with_settings(SMOKE_SPEC, mock=MockProvider(latency_ms=10_000, jitter_ms=1_000))
 
 #: The provider storm with the fallback tier: half of the mock's calls answer 429, every
 #: agent may fall back to mock-stable (which never injects).  Runs of ~1 s: the storm is
 #: about errors, not about long runs.  Half, not the write-up's 15 %: a run falls back only
 #: after its same-provider retries also failed (retry_attempts 2), so at 15 % a fallback
 #: is rare (0.15^3 per call) and 60 runs could show none; at 50 % one run in eight does.
-PROVIDER_STORM_SPEC = SMOKE_SPEC.with_(
-    mock=MockProvider(latency_ms=1_000, jitter_ms=200, rate_429=0.5, fallback=True)
+PROVIDER_STORM_SPEC = with_settings(
+    SMOKE_SPEC, mock=MockProvider(latency_ms=1_000, jitter_ms=200, rate_429=0.5, fallback=True)
 )
 
 #: One run at a time per replica, so further runs queue inside the replica (their
 #: POSTs hold a quota slot in user_quotas, but no run row yet); crash timers.
-QUEUEING_SPEC = CRASH_SPEC.with_(max_concurrent_runs=1)
+QUEUEING_SPEC = with_settings(CRASH_SPEC, max_concurrent_runs=1)

@@ -15,6 +15,7 @@ from typing import Any
 
 from chaos.checks.params import CheckParams
 from chaos.cluster.spec import ClusterSpec
+from chaos.sut.loomcycle.settings import settings_of
 
 
 def params_for(
@@ -26,10 +27,10 @@ def params_for(
     ``ack_p99_bound_s`` when it sends enough cancels to judge a p99); an
     unknown name raises ``TypeError`` rather than being silently ignored.
     """
-    timers = spec.timers
-    mock = spec.mock
+    timers = settings_of(spec).timers
+    mock = settings_of(spec).mock
     base = CheckParams(
-        per_user_cap=spec.max_runs_per_user,
+        per_user_cap=settings_of(spec).max_runs_per_user,
         replica_stale_s=timers.replica_stale_ms / 1000.0,
         replica_sweep_s=timers.replica_sweep_ms / 1000.0,
         heartbeat_stale_s=timers.heartbeat_stale_ms / 1000.0,
