@@ -165,10 +165,10 @@ async def test_the_same_run_cancelled_from_two_replicas_at_once(
     ):
         async with started_runs(cluster, chaos_history, reqs):
             rows = await all_running(run, reqs)
-            answers: dict[str, list[CancelResult | None]] = {}
-            for agent_id, row in rows.items():
+
+            async def twice(agent_id: str, row: RunRow) -> list[CancelResult | None]:
                 vias = other_replicas(cluster.replica_ids, row.replica_id)[:2]
-                answers[agent_id] = list(
+                return list(
                     await asyncio.gather(
                         *(
                             recorded_cancel(
@@ -178,6 +178,13 @@ async def test_the_same_run_cancelled_from_two_replicas_at_once(
                         )
                     )
                 )
+
+            # Every pair at once, while every run surely still runs (~6 s runs). Sent one
+            # pair after another, a pair whose second cancel missed the owner's ack waited
+            # the whole 2 s ack timeout, and three such waits let the last run end before
+            # its pair was sent (seen on a CI run: both answers already_terminal).
+            pairs = await asyncio.gather(*(twice(a, r) for a, r in rows.items()))
+            answers = dict(zip(rows, pairs, strict=True))
         await run.converge()
 
     for agent_id, pair in answers.items():
