@@ -14,7 +14,6 @@ run so far; see docs/findings/LC-002.md).
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,13 +25,10 @@ from chaos.faults import injected
 from chaos.findings import known_finding
 from chaos.record.history import History
 from chaos.scenario import rejoin, stop_replica
-from chaos.scenario.steps import load_requests, run_many
-from chaos.sut.base import RunClient
-from chaos.sut.loomcycle.ports import gated_policy, scenario_run
-from chaos.sut.loomcycle.settings import settings_of
+from chaos.scenario.steps import load_requests
+from chaos.sut.loomcycle.ports import scenario_run, started_runs
 from chaos.sut.loomcycle.specs import CRASH_SPEC
 from chaos.verdict import InvariantViolation, assert_verdicts
-from chaos.workload import Driver
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
 
@@ -52,16 +48,7 @@ async def test_graceful_stop_gives_back_the_runs_and_slots_it_abandons(
     victim = cluster.replica_ids[chaos_rng.randrange(len(cluster.replica_ids))]
     reqs = load_requests(chaos_prefix, "lc002", RUNS, 1)
     async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
-        client: RunClient = cluster.adapter.client(cluster.replica_url(victim))
-        try:
-            driver = Driver(
-                client,
-                chaos_history,
-                via=victim,
-                policy=gated_policy(settings_of(CRASH_SPEC).max_runs_per_user),
-                poll_timeout_s=5.0,
-            )
-            load = asyncio.create_task(run_many(driver, reqs))
+        async with started_runs(cluster, chaos_history, reqs, via=victim, poll_timeout_s=5.0):
             await run.wait_for(
                 lambda s: (
                     sum(r.status == "running" and r.replica_id == victim for r in s.runs) >= RUNS
@@ -71,9 +58,6 @@ async def test_graceful_stop_gives_back_the_runs_and_slots_it_abandons(
             )
             async with injected(await stop_replica(cluster, victim), chaos_history):
                 pass
-            await asyncio.gather(load, return_exceptions=True)
-        finally:
-            await client.aclose()
         await rejoin(cluster, victim)
         await run.converge()
 
