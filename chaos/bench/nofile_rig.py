@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import re
 import resource
 import time
 from collections.abc import AsyncIterator
@@ -45,12 +44,12 @@ from docker.models.containers import Container
 
 from chaos.cluster.docker_ops import (
     ContainerPlan,
-    create_container,
     create_network,
     docker_client,
     log_tail,
     remove_labelled,
 )
+from chaos.cluster.node_container import start_node
 from chaos.cluster.spec import DEFAULT_NOFILE
 from chaos.errors import SetupError
 from chaos.labels import LABEL_ROLE, LABEL_SESSION, docker_labels
@@ -319,27 +318,8 @@ class NofileRig:
         self.upstream_ip = self._ip(10)
         body = {f"/srv{SLOW_PATH}": b"x" * BODY_BYTES}
         plan = self._plan("upstream", 10, upstream_conf(), DEFAULT_NOFILE, body)
-        upstream = create_container(self.client, plan)
-        self._start(upstream, DEFAULT_NOFILE)
+        upstream = start_node(self.client, plan)
         self._await_nginx(upstream)
-
-    def _start(self, container: Container, nofile: int) -> None:
-        try:
-            container.start()
-        except docker.errors.APIError as exc:
-            said = str(exc.explanation or exc)
-            if "rlimit" in said.lower() or "operation not permitted" in said.lower():
-                soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-                # The engine's explanation is a long OCI error chain; keep the rlimit clause.
-                found = re.search(r"setting rlimit type \d+: [^:]+", said)
-                reason = found.group(0) if found else " ".join(said.split())[-120:]
-                raise SetupError(
-                    f"the Docker engine refused ulimit nofile={nofile} for {container.name} "
-                    f"({reason}); dockerd's own hard limit is "
-                    f"lower (this shell: soft={soft} hard={hard}). Use a lower --high, or "
-                    "run dockerd with LimitNOFILE=infinity / under `ulimit -n 1048576`"
-                ) from exc
-            raise
 
     def _await_nginx(self, container: Container) -> None:
         """Wait until nginx in ``container`` is running with our config (its pid file exists)."""
@@ -361,8 +341,7 @@ class NofileRig:
     def _start_front(self, setting: NofileSetting) -> tuple[Container, str]:
         conf = front_conf(setting, self.upstream_ip)
         plan = self._plan(f"front-{setting.name}", 20, conf, setting.nofile, {})
-        front = create_container(self.client, plan)
-        self._start(front, setting.nofile)
+        front = start_node(self.client, plan)
         self._await_nginx(front)
 
         def port() -> int:

@@ -45,17 +45,16 @@ from chaos.cluster.addresses import LOOPBACK, localhost_url, published_port
 from chaos.cluster.docker_ops import (
     ContainerPlan,
     Removed,
-    create_container,
     create_network,
     docker_client,
     log_tail,
     remove_labelled,
     require_image,
-    start_container,
     write_container_logs,
 )
 from chaos.cluster.launch import ReplicaLaunch, TargetAdapter
 from chaos.cluster.nginx import SELF_CHECK_PATH
+from chaos.cluster.node_container import start_existing, start_node
 from chaos.cluster.plans import (
     cluster_labels,
     nginx_plan,
@@ -266,9 +265,8 @@ class Cluster:
                     raise RuntimeError(f"cluster {self.id} is being torn down; not creating {node}")
                 self._in_flight += 1
             try:
-                container = create_container(self._client(), plan)
+                container = start_node(self._client(), plan)
                 self._attach_check(container, node)
-                start_container(container, plan.nofile)
             finally:
                 with self._creating:
                     self._in_flight -= 1
@@ -427,7 +425,7 @@ class Cluster:
                 container.unpause()
                 done.append("unpaused")
             elif not state.get("Running"):
-                start_container(container)
+                start_existing(container)
                 done.append("started")
             return "+".join(done) or "running"
 

@@ -1,4 +1,9 @@
-"""Blocking Docker operations of the cluster (docker-py).
+"""Blocking Docker operations of the cluster.
+
+Networks are made by testcontainers' ``Network`` (and containers by its
+``DockerContainer``, :mod:`chaos.cluster.node_container`); everything
+testcontainers does not offer (a chosen subnet's reuse checks, logs,
+removal by label) is docker-py.
 
 Everything here blocks: call it through ``asyncio.to_thread`` from async
 code, never on the event loop, so a slow ``docker`` call cannot stall the
@@ -23,6 +28,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
+from testcontainers.core.network import Network as TcNetwork
 
 from chaos.errors import SetupError
 
@@ -58,7 +64,9 @@ def require_image(client: docker.DockerClient, ref: str) -> dict[str, Any]:
 def create_network(
     client: docker.DockerClient, name: str, labels: Mapping[str, str], pool: str = SUBNET_POOL
 ) -> tuple[Network, str]:
-    """A bridge network on a free /24 of ``pool`` (pinned IPs need a user-chosen subnet).
+    """A bridge network (testcontainers ``Network``) on a free /24 of ``pool``.
+
+    Pinned IPs need a user-chosen subnet.
 
     Other sessions may take subnets at the same time, so the pick is random and
     a "pool overlaps" refusal moves on to another one, a bounded number of times.
@@ -73,14 +81,21 @@ def create_network(
     last: Exception | None = None
     for subnet in candidates[:_NETWORK_ATTEMPTS]:
         ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+        made = TcNetwork(
+            docker_network_kw={"driver": "bridge", "labels": dict(labels), "ipam": ipam}
+        )
+        made.name = name
         try:
-            network = client.networks.create(name, driver="bridge", labels=dict(labels), ipam=ipam)
+            made.create()
         except docker.errors.APIError as exc:
             if "overlap" not in str(exc).lower():
                 raise
             last = exc
             continue
-        return network, subnet
+        finally:
+            # Each testcontainers Network opens its own engine client; ours does the rest.
+            made._docker.client.close()
+        return client.networks.get(name), subnet
     raise SetupError(f"no free /24 subnet in {pool} for network {name}: {last}")
 
 
@@ -115,54 +130,7 @@ class ContainerPlan:
     hostname: str | None = None
 
 
-def create_container(client: docker.DockerClient, plan: ContainerPlan) -> Container:
-    """Create (not start) the container, pinned IP, loopback-only ports, files copied in."""
-    config = require_image(client, plan.image)
-    endpoint = client.api.create_endpoint_config(
-        ipv4_address=plan.ip, aliases=list(plan.aliases) or None
-    )
-    kwargs: dict[str, Any] = {
-        "image": plan.image,
-        "name": plan.name,
-        "hostname": plan.hostname,
-        "labels": dict(plan.labels),
-        "environment": dict(plan.env),
-        "network": plan.network,
-        "networking_config": {plan.network: endpoint},
-        # 127.0.0.1 with no host port: Docker picks a free one; read it back later.
-        "ports": {f"{p}/tcp": ("127.0.0.1", None) for p in plan.ports},
-        "volumes": {vol: {"bind": path, "mode": "rw"} for vol, path in plan.volumes.items()},
-    }
-    if plan.command is not None:
-        kwargs["command"] = list(plan.command)
-    if plan.nofile is not None:
-        kwargs["ulimits"] = [docker.types.Ulimit(name="nofile", soft=plan.nofile, hard=plan.nofile)]
-    if plan.stop_signal:
-        kwargs["stop_signal"] = plan.stop_signal
-    container = client.containers.create(**kwargs)
-    if plan.files:
-        uid, gid = _image_owner(str(config.get("User") or ""))
-        if not container.put_archive("/", tar_files(plan.files, uid=uid, gid=gid)):
-            raise SetupError(f"could not copy files into {plan.name}")
-    return container
-
-
-def start_container(container: Container, nofile: int | None = None) -> None:
-    """Start, turning the engine's refusal of a file limit into an actionable message."""
-    try:
-        container.start()
-    except docker.errors.APIError as exc:
-        if "rlimit" in str(exc).lower():
-            raise SetupError(
-                f"the engine refused nofile={nofile} for {container.name}: dockerd's own "
-                "open-files limit is lower. Start dockerd under `ulimit -n 1048576` "
-                "(systemd's docker.service already uses LimitNOFILE=infinity) or lower "
-                "ClusterSpec.nginx.nofile / ClusterSpec.replica_nofile"
-            ) from exc
-        raise
-
-
-def _image_owner(user: str) -> tuple[int, int]:
+def image_owner(user: str) -> tuple[int, int]:
     """Numeric ``uid[:gid]`` from the image's ``User`` so copied files belong to it; else root."""
     uid_s, _, gid_s = user.partition(":")
     uid = int(uid_s) if uid_s.isdigit() else 0
@@ -170,7 +138,9 @@ def _image_owner(user: str) -> tuple[int, int]:
     return uid, gid
 
 
-def tar_files(files: Mapping[str, bytes], *, uid: int = 0, gid: int = 0) -> bytes:
+def tar_files(
+    files: Mapping[str, bytes], *, uid: int = 0, gid: int = 0, mode: int = 0o644
+) -> bytes:
     """A tar of absolute paths, for ``put_archive("/", ...)``.
 
     Files only, no directory entries: Docker creates missing parents itself
@@ -184,7 +154,7 @@ def tar_files(files: Mapping[str, bytes], *, uid: int = 0, gid: int = 0) -> byte
                 raise ValueError(f"container file paths must be absolute and plain: {path!r}")
             info = tarfile.TarInfo(path.lstrip("/"))
             info.size = len(content)
-            info.mode = 0o644
+            info.mode = mode
             info.uid, info.gid = uid, gid
             info.mtime = int(time.time())
             tar.addfile(info, io.BytesIO(content))

@@ -148,6 +148,9 @@ async def test_every_object_is_labelled(cluster: Cluster) -> None:
     ]:
         assert labels[LABEL_SUITE] == "loomchaos"
         assert labels[LABEL_SESSION] == cluster.session_id
+    # Containers and the network were made by testcontainers (its own labels ride beside ours).
+    for labels in [c.labels for c in containers] + [n.attrs["Labels"] for n in networks]:
+        assert any(key.startswith("org.testcontainers") for key in labels), labels
     # nginx got the file limit the spec asked for.
     nginx = await cluster.container("nginx")
     ulimits = nginx.attrs["HostConfig"]["Ulimits"]

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 
 from chaos.checks.params import CheckParams
+from chaos.faults import Fault as ChaosFault
 from chaos.faults import FaultNotProven, injected
 from chaos.faults.replica import REJOIN_TIMEOUT_S, reap_wait_s, survivors_list
 from chaos.record.history import History
@@ -43,6 +43,7 @@ from chaos.schedule import (
     Opened,
     Quiesce,
     Schedule,
+    ScheduleRun,
     Step,
     Until,
     run_schedule,
@@ -85,11 +86,6 @@ async def victim_owning_runs(run: ScenarioRun, victim: str) -> list[RunRow]:
     return owned_running(snap, victim)
 
 
-def pick_victim(cluster: Any, rng: random.Random) -> str:
-    ids: tuple[str, ...] = cluster.replica_ids
-    return ids[rng.randrange(len(ids))]
-
-
 #: The kill lands at a moment drawn from this range (s) after the victim owns MIN_OWNED runs.
 KILL_AFTER_S = (2.0, 6.0)
 #: Slack over the waits each step already bounds itself (docker calls, probes' own time).
@@ -100,42 +96,91 @@ OWNED_WAIT_S = 60.0
 LOAD_DRAIN_S = 300.0
 
 
-def kill_schedule(seed: int, replicas: Sequence[str], params: CheckParams) -> Schedule:
-    """Load; once a random victim owns MIN_OWNED running runs, SIGKILL it at a moment
-    drawn from KILL_AFTER_S; heal (restart under the same id) once the reap proved the
-    kill; quiesce (the load drains).  Victim and moment come from the seed."""
+def replica_fault_schedule(
+    seed: int,
+    replicas: Sequence[str],
+    kind: str,
+    after_s: tuple[float, float],
+    fault_timeout_s: float,
+    gate: str | None = None,
+) -> Schedule:
+    """Load; once a random victim owns MIN_OWNED running runs, inject ``kind`` on it at a
+    moment drawn from ``after_s``; optionally wait on ``gate`` while it is in force; heal
+    (the replica back under the same id, rejoined); quiesce (the load drains).  Victim
+    and moment come from the seed."""
+    held = [Until(gate, target=Chosen("victim"), timeout_s=fault_timeout_s)] if gate else []
     return Schedule.build(
         seed,
         [
             Choose("victim", replicas),
             Load(),
             Until("victim_owns_runs", target=Chosen("victim"), timeout_s=OWNED_WAIT_S + 30),
-            At(
-                KILL_AFTER_S,
-                Fault(FAULT_KILL, Chosen("victim"), timeout_s=reap_wait_s(params) + STEP_SLACK_S),
-            ),
-            # The kill's effect proof is the reap, so its heal follows at once.
+            At(after_s, Fault(kind, Chosen("victim"), timeout_s=fault_timeout_s)),
+            *held,
             Heal(timeout_s=2 * REJOIN_TIMEOUT_S + STEP_SLACK_S),
             Quiesce(timeout_s=LOAD_DRAIN_S),
         ],
     )
 
 
+def kill_schedule(seed: int, replicas: Sequence[str], params: CheckParams) -> Schedule:
+    """SIGKILL; the kill's effect proof is the reap, so its heal follows at once."""
+    return replica_fault_schedule(
+        seed, replicas, FAULT_KILL, KILL_AFTER_S, reap_wait_s(params) + STEP_SLACK_S
+    )
+
+
 @asynccontextmanager
-async def killed(
-    cluster: Any, victim: str, params: CheckParams, history: History
+async def in_force(
+    cluster: Any, victim: str, fault: ChaosFault, history: History
 ) -> AsyncIterator[None]:
-    """SIGKILL ``victim``, its effect proven by the reap (the survivors stop listing it);
-    leaving heals it (restarted under the same id) and waits until it rejoined.  A kill
-    whose effect was never proven was healed by ``injected``: it rejoins all the same."""
-    kill = await kill_replica(cluster, victim, params)
+    """``fault`` injected and proven; leaving heals it and waits until the victim rejoined.
+    A fault whose effect was never proven was healed by ``injected``: it rejoins all the same."""
     try:
-        async with injected(kill, history):
+        async with injected(fault, history):
             yield
     except FaultNotProven:
         await rejoin(cluster, victim)
         raise
     await rejoin(cluster, victim)
+
+
+async def run_replica_fault(
+    run: ScenarioRun,
+    cluster: Any,
+    history: History,
+    prefix: str,
+    schedule: Schedule,
+    make_fault: Callable[[str], Awaitable[ChaosFault]],
+    gates: Mapping[str, Callable[[str], Awaitable[None]]] | None = None,
+) -> tuple[str, list[RunRow], ScheduleRun]:
+    """Run a :func:`replica_fault_schedule` under ``run``: the victim, the runs it owned
+    when the fault hit, and what the schedule did (recorded as the note ``schedule``)."""
+    victim = schedule.bindings["victim"]
+    kind = next(s.op for s in schedule.steps if s.kind == "fault")
+    owned: list[RunRow] = []
+
+    async def load(step: Step) -> Opened:
+        return background_load(cluster, history, prefix, kind)
+
+    async def victim_owns_runs(step: Step) -> None:
+        await victim_owning_runs(run, victim)
+
+    async def fault(step: Step) -> Opened:
+        # The runs it owns at the fault (it owned MIN_OWNED a few seconds ago).
+        owned.extend(owned_running(await run.sample(), victim))
+        return in_force(cluster, victim, await make_fault(victim), history)
+
+    def gate_action(wait: Callable[[str], Awaitable[None]]) -> Callable[[Step], Awaitable[None]]:
+        async def action(step: Step) -> None:
+            await wait(victim)
+
+        return action
+
+    actions: dict[str, Any] = {"load": load, "victim_owns_runs": victim_owns_runs, kind: fault}
+    actions.update({name: gate_action(wait) for name, wait in (gates or {}).items()})
+    ran = await run_schedule(schedule, actions, history=history, tolerate=(FaultNotProven,))
+    return victim, owned, ran
 
 
 async def test_kill_replica_owning_runs(
@@ -146,28 +191,15 @@ async def test_kill_replica_owning_runs(
     chaos_verdicts: Callable[[Sequence[Verdict]], None],
 ) -> None:
     cluster = await chaos_cluster_for(CRASH_SPEC)
-    owned: list[RunRow] = []
     async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
         schedule = kill_schedule(chaos_seed, cluster.replica_ids, run.params)
-        victim = schedule.bindings["victim"]
-
-        async def load(step: Step) -> Opened:
-            return background_load(cluster, chaos_history, chaos_prefix, "kill")
-
-        async def victim_owns_runs(step: Step) -> None:
-            await victim_owning_runs(run, victim)
-
-        async def kill(step: Step) -> Opened:
-            # The runs it owns at the kill (it owned MIN_OWNED a few seconds ago).
-            owned.extend(owned_running(await run.sample(), victim))
-            return killed(cluster, victim, run.params, chaos_history)
-
-        # The plan and when each step really ran go to the history (note "schedule").
-        ran = await run_schedule(
+        victim, owned, ran = await run_replica_fault(
+            run,
+            cluster,
+            chaos_history,
+            chaos_prefix,
             schedule,
-            {"load": load, "victim_owns_runs": victim_owns_runs, FAULT_KILL: kill},
-            history=chaos_history,
-            tolerate=(FaultNotProven,),
+            lambda victim: kill_replica(cluster, victim, run.params),
         )
         # judged below, after the checkers had their say
         effect_missing = next(iter(ran.tolerated), None)
@@ -230,22 +262,34 @@ def assert_lc003_signature(verdict: Verdict, ctx: Any, kill: Any) -> None:
         )
 
 
+#: The SIGTERM lands at a moment drawn from this range (s) after the victim owns MIN_OWNED
+#: runs: early in their ~10 s, so that some outlast the 5 s drain (LC-002's case).
+STOP_AFTER_S = (0.5, 2.0)
+#: The freeze lands at a moment drawn from this range (s) after the victim owns its runs.
+FREEZE_AFTER_S = (1.0, 4.0)
+
+
 async def test_graceful_stop_replica_owning_runs(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
     chaos_prefix: str,
-    chaos_rng: random.Random,
+    chaos_seed: int,
     chaos_verdicts: Callable[[Sequence[Verdict]], None],
 ) -> None:
     cluster = await chaos_cluster_for(CRASH_SPEC)
-    victim = pick_victim(cluster, chaos_rng)
     async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
-        async with background_load(cluster, chaos_history, chaos_prefix, "stop"):
-            await victim_owning_runs(run, victim)
-            # Effect proven when the survivors stop listing it: its own row deletion.
-            async with injected(await stop_replica(cluster, victim), chaos_history):
-                pass
-            await rejoin(cluster, victim)
+        # Effect proven when the survivors stop listing it: its own row deletion.
+        schedule = replica_fault_schedule(
+            chaos_seed, cluster.replica_ids, FAULT_STOP, STOP_AFTER_S, STEP_SLACK_S
+        )
+        victim, _, ran = await run_replica_fault(
+            run,
+            cluster,
+            chaos_history,
+            chaos_prefix,
+            schedule,
+            lambda victim: stop_replica(cluster, victim),
+        )
         convergence = await run.converge()
 
     ctx = run.context()
@@ -259,6 +303,7 @@ async def test_graceful_stop_replica_owning_runs(
         r for r in chaos_history.records if r.type == "fault" and r.data["phase"] == "effect"
     )
     assert effect.data["container"]["exit_code"] != 137, "SIGTERM was not enough: SIGKILLed"
+    assert not ran.tolerated, f"the stop's effect was never proven: {ran.tolerated}"
     # The in-flight runs' ends are judged against the table by stop_reason_fits_cause.
     # LC-002 (runs longer than the 5 s drain are abandoned: zombies, slots held) is
     # reproduced by test_finding_graceful_stop.py; here every other invariant must pass,
@@ -293,7 +338,7 @@ async def test_freeze_replica_past_the_stale_threshold(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
     chaos_prefix: str,
-    chaos_rng: random.Random,
+    chaos_seed: int,
     chaos_verdicts: Callable[[Sequence[Verdict]], None],
 ) -> None:
     """A frozen replica is alive, but past the stale threshold the survivors reap it.
@@ -318,27 +363,42 @@ async def test_freeze_replica_past_the_stale_threshold(
     pass: a failure there is a finding of its own.
     """
     cluster = await chaos_cluster_for(CRASH_SPEC)
-    victim = pick_victim(cluster, chaos_rng)
     async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
-        async with background_load(cluster, chaos_history, chaos_prefix, "freeze"):
-            await victim_owning_runs(run, victim)
+
+        async def reaped_while_frozen(victim: str) -> None:
             listed = survivors_list(cluster, victim)
 
             async def gone_from_survivors() -> bool:
                 return not await listed()
 
-            async with injected(await freeze_replica(cluster, victim), chaos_history):
-                try:
-                    await eventually(
-                        gone_from_survivors,
-                        what=f"the survivors to reap frozen {victim}",
-                        timeout=reap_wait_s(run.params),
-                        interval=1.0,
-                    )
-                except WaitTimeout as exc:
-                    chaos_history.note("freeze_not_reaped", replica=victim, wait=str(exc)[:300])
-            # Unpaused, it heartbeats its row back within one ticker period.
-            await rejoin(cluster, victim)
+            try:
+                await eventually(
+                    gone_from_survivors,
+                    what=f"the survivors to reap frozen {victim}",
+                    timeout=reap_wait_s(run.params),
+                    interval=1.0,
+                )
+            except WaitTimeout as exc:
+                chaos_history.note("freeze_not_reaped", replica=victim, wait=str(exc)[:300])
+
+        schedule = replica_fault_schedule(
+            chaos_seed,
+            cluster.replica_ids,
+            FAULT_PAUSE,
+            FREEZE_AFTER_S,
+            reap_wait_s(run.params) + STEP_SLACK_S,
+            gate="reaped_while_frozen",
+        )
+        # Unpaused, it heartbeats its row back within one ticker period (the heal's rejoin).
+        victim, _, _ = await run_replica_fault(
+            run,
+            cluster,
+            chaos_history,
+            chaos_prefix,
+            schedule,
+            lambda victim: freeze_replica(cluster, victim),
+            gates={"reaped_while_frozen": reaped_while_frozen},
+        )
         await run.converge()
 
     assert only_window(chaos_history, FAULT_PAUSE, victim).heal_proven
