@@ -1,36 +1,42 @@
 """A minimal, labelled Postgres + Toxiproxy (+ nginx) rig for the fault tests.
 
-Why not the cluster module: it is being written in parallel and needs
-loomcycle, which cannot be had here.  Faults act on small handles
-(:class:`~chaos.faults.ContainerTarget`, :class:`~chaos.faults.LinkTarget`), so
-a few containers on their own network are enough to prove each fault's
-effect and heal through a real data path.
+Faults act on small handles (:class:`~chaos.faults.ContainerTarget`,
+:class:`~chaos.faults.LinkTarget`), so a few containers on their own network
+are enough to prove each fault's effect and heal through a real data path,
+with settings no cluster preset has (20 Postgres connections and an
+ordinary role to exhaust them, an nginx at 48 open files).  The rig is
+built from the suite's testcontainers modules (:mod:`chaos.containers`:
+``SuitePostgresContainer``, ``ToxiproxyContainer``, ``SuiteContainer``), the
+same pieces another project would use, rather than a cluster.
 
-Everything runs on one user-defined network with a fixed subnet (so a
-partition heal can ask for the container's old IP back), publishes ports on
-127.0.0.1 only, carries :func:`chaos.labels.docker_labels`, and is removed in
-``finally`` by :func:`rig`.
+Everything runs on one testcontainers-made network with a subnet of its own
+(so a partition heal can ask for the container's old IP back), publishes
+ports on 127.0.0.1 only at fixed numbers (a restart keeps them), carries the
+suite's labels, and is removed in ``finally`` by :func:`rig` and again by
+label.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import asyncpg
 import docker
 import docker.errors
+import docker.types
 from docker.models.containers import Container
 from docker.models.networks import Network
+from testcontainers.core.container import DockerContainer
 
+from chaos.cluster.docker_ops import create_network, docker_client
 from chaos.cluster.toxiproxy import ToxiproxyClient
-from chaos.errors import SetupError
+from chaos.containers import SuiteContainer, SuitePostgresContainer, ToxiproxyContainer
+from chaos.containers.toxiproxy import API_PORT as TOXIPROXY_API_PORT
 from chaos.faults.probes import PgCredentials, pg_select_ok
 from chaos.labels import LABEL_SESSION, docker_labels, new_session_id
 from chaos.wait import eventually, eventually_sync
@@ -38,6 +44,8 @@ from chaos.wait import eventually, eventually_sync
 PG_IMAGE = "loomchaos/postgres:local"
 TOXIPROXY_IMAGE = "loomchaos/toxiproxy:local"
 NGINX_IMAGE = "loomchaos/nginx:local"
+#: Apart from the cluster's (10.214/16) and the nofile rig's (10.215/16) pools: fewer retries.
+SUBNET_POOL = "10.213.0.0/16"
 
 #: Small on purpose: connection exhaustion opens this many connections.
 PG_MAX_CONNECTIONS = 20
@@ -102,45 +110,6 @@ class Rig:
         return bad
 
 
-def _published(container: Container, port: str) -> int:
-    """The host port published for ``port`` (``"5432/tcp"``), once Docker reports it."""
-
-    def probe() -> int:
-        container.reload()
-        bindings = container.attrs["NetworkSettings"]["Ports"].get(port) or []
-        return int(bindings[0]["HostPort"]) if bindings else 0
-
-    return eventually_sync(probe, what=f"{container.name} to publish {port}", timeout=10)
-
-
-def _create_network(client: docker.DockerClient, name: str, labels: dict[str, str]) -> Network:
-    """A network with a subnet of our own: a static IP needs a user-configured subnet.
-
-    The subnet is picked at random from 10.213.0.0/16 and retried on overlap,
-    because other sessions may hold one.
-    """
-    last: Exception | None = None
-    for _ in range(8):
-        third = random.randrange(1, 254)
-        pool = docker.types.IPAMPool(subnet=f"10.213.{third}.0/24")
-        try:
-            return client.networks.create(
-                name,
-                driver="bridge",
-                labels=labels,
-                ipam=docker.types.IPAMConfig(pool_configs=[pool]),
-            )
-        except (
-            docker.errors.APIError
-        ) as exc:  # "Pool overlaps with other one on this address space"
-            last = exc
-    raise SetupError(f"could not create a network with a free subnet: {last}")
-
-
-def _run(client: docker.DockerClient, **kwargs: Any) -> Container:
-    return client.containers.run(detach=True, **kwargs)
-
-
 def _free_port() -> int:
     """A free host port on 127.0.0.1, to publish at a FIXED number.
 
@@ -153,94 +122,103 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_rig(with_nginx: bool) -> tuple[str, docker.DockerClient, list[Any]]:
-    """Start the containers (blocking; run in a thread).  Returns what to clean up."""
-    client = docker.from_env()
-    for image in (PG_IMAGE, TOXIPROXY_IMAGE) + ((NGINX_IMAGE,) if with_nginx else ()):
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound as exc:
-            raise SetupError(f"image {image} is missing: build the local images first") from exc
-    session = new_session_id()
-    labels = docker_labels(session, role="fault-rig")
-    created: list[Any] = []
-    prefix = f"lcfault-{session}"
-    net = _create_network(client, f"{prefix}-net", labels)
-    created.append(net)
-    pg = _run(
-        client,
-        image=PG_IMAGE,
-        name=f"{prefix}-pg",
-        command=[
-            "postgres",
-            "-c",
-            f"max_connections={PG_MAX_CONNECTIONS}",
-            "-c",
-            f"superuser_reserved_connections={PG_SUPERUSER_RESERVED}",
-        ],
-        environment={
-            "POSTGRES_USER": SUPERUSER.user,
-            "POSTGRES_PASSWORD": SUPERUSER.password,
-            "POSTGRES_DB": SUPERUSER.database,
-        },
-        labels=labels,
-        network=net.name,
-        ports={"5432/tcp": ("127.0.0.1", _free_port())},
+class RigNginx(SuiteContainer):
+    """The local nginx image with a config (and files) of the rig's own."""
+
+    role = "nginx"
+
+
+@dataclass
+class Started:
+    """What a rig made, in order, so that removal can undo exactly that."""
+
+    client: docker.DockerClient
+    session: str = field(default_factory=new_session_id)
+    network: Network | None = None
+    containers: list[DockerContainer] = field(default_factory=list)
+
+    def rig_network(self, prefix: str, pool: str) -> Network:
+        """A testcontainers-made network on a /24 of ``pool`` of its own (a static IP,
+        asked back by a partition heal, needs a user-configured subnet)."""
+        labels = docker_labels(self.session, role="fault-rig")
+        self.network, _ = create_network(self.client, f"{prefix}-net", labels, pool=pool)
+        return self.network
+
+    def start(self, container: DockerContainer) -> Container:
+        """Start ``container`` on the rig's network, fixed host ports; the docker-py handle."""
+        assert self.network is not None, "create the rig's network first"
+        container.with_kwargs(network=self.network.name)
+        self.containers.append(container)
+        container.start()
+        wrapped: Container = container.get_wrapped_container()
+        return wrapped
+
+    def toxiproxy(self, prefix: str, proxy_port: int) -> ToxiproxyContainer:
+        tp = ToxiproxyContainer(TOXIPROXY_IMAGE, proxy_ports=[proxy_port], session_id=self.session)
+        tp.with_name(f"{prefix}-toxiproxy")
+        tp.with_bind_ports(TOXIPROXY_API_PORT, _free_port())
+        tp.with_bind_ports(proxy_port, _free_port())
+        return tp
+
+    def nginx(self, prefix: str, files: dict[str, bytes], nofile: int | None = None) -> RigNginx:
+        ng = RigNginx(NGINX_IMAGE, session_id=self.session)
+        ng.with_name(f"{prefix}-nginx")
+        for path, content in files.items():
+            ng.with_copy_into_container(content, path)
+        if nofile is not None:
+            ng.with_kwargs(ulimits=[docker.types.Ulimit(name="nofile", soft=nofile, hard=nofile)])
+        return ng
+
+    def remove(self) -> None:
+        """Remove what this rig created (containers before the network), then by label."""
+        for container in reversed(self.containers):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.get_wrapped_container().remove(force=True, v=True)
+        if self.network is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.network.remove()
+        remove_session(self.session)
+        self.client.close()
+
+
+def _start_rig(started: Started, with_nginx: bool) -> tuple[Container, Container, Container | None]:
+    """Start the containers (blocking; run in a thread), recording them in ``started``."""
+    prefix = f"lcfault-{started.session}"
+    started.rig_network(prefix, SUBNET_POOL)
+    pg = SuitePostgresContainer(
+        PG_IMAGE,
+        username=SUPERUSER.user,
+        password=SUPERUSER.password,
+        dbname=SUPERUSER.database,
+        session_id=started.session,
     )
-    created.append(pg)
+    pg.with_name(f"{prefix}-pg")
+    pg.with_command(
+        f"postgres -c max_connections={PG_MAX_CONNECTIONS} "
+        f"-c superuser_reserved_connections={PG_SUPERUSER_RESERVED}"
+    )
+    pg.with_bind_ports(5432, _free_port())
+    postgres = started.start(pg)
     # The proxy's listen port is published up front: Toxiproxy opens it later.
-    toxi = _run(
-        client,
-        image=TOXIPROXY_IMAGE,
-        name=f"{prefix}-toxiproxy",
-        labels=labels,
-        network=net.name,
-        ports={
-            "8474/tcp": ("127.0.0.1", _free_port()),
-            f"{PROXY_PORT}/tcp": ("127.0.0.1", _free_port()),
-        },
-    )
-    created.append(toxi)
-    created_nginx = None
+    toxiproxy = started.start(started.toxiproxy(prefix, PROXY_PORT))
+    nginx = None
     if with_nginx:
-        created_nginx = client.containers.create(
-            image=NGINX_IMAGE,
-            name=f"{prefix}-nginx",
-            labels=labels,
-            network=net.name,
-            ports={"80/tcp": ("127.0.0.1", _free_port())},
-            ulimits=[docker.types.Ulimit(name="nofile", soft=NGINX_NOFILE, hard=NGINX_NOFILE)],
-        )
-        created.append(created_nginx)
-        _put_file(created_nginx, "/etc/nginx/nginx.conf", NGINX_CONF.encode())
-        created_nginx.start()
-    return session, client, created
+        conf = {"/etc/nginx/nginx.conf": NGINX_CONF.encode()}
+        ng = started.nginx(prefix, conf, nofile=NGINX_NOFILE)
+        ng.with_bind_ports(80, _free_port())
+        nginx = started.start(ng)
+    return postgres, toxiproxy, nginx
 
 
-def _put_file(container: Container, path: str, content: bytes) -> None:
-    import io
-    import tarfile
+def _published(container: Container, port: str) -> int:
+    """The host port published for ``port`` (``"5432/tcp"``), once Docker reports it."""
 
-    directory, name = path.rsplit("/", 1)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(content)
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(content))
-    container.put_archive(directory, buf.getvalue())
+    def probe() -> int:
+        container.reload()
+        bindings = container.attrs["NetworkSettings"]["Ports"].get(port) or []
+        return int(bindings[0]["HostPort"]) if bindings else 0
 
-
-def _remove(client: docker.DockerClient, created: list[Any]) -> None:
-    """Remove what this rig created, containers first, ignoring what is already gone."""
-    for obj in reversed(created):
-        with contextlib.suppress(docker.errors.NotFound):
-            if isinstance(obj, Container):
-                obj.remove(force=True, v=True)
-    for obj in created:
-        with contextlib.suppress(docker.errors.NotFound):
-            if isinstance(obj, Network):
-                obj.remove()
+    return eventually_sync(probe, what=f"{container.name} to publish {port}", timeout=10)
 
 
 def remove_session(session: str) -> None:
@@ -261,27 +239,20 @@ def remove_session(session: str) -> None:
 @contextlib.asynccontextmanager
 async def rig(*, with_nginx: bool = False) -> AsyncIterator[Rig]:
     """Start the rig, wait until Postgres answers directly and through the proxy, yield it."""
-    holder: dict[str, Any] = {}
-
-    def start() -> None:
-        session, client, created = _start_rig(with_nginx)
-        holder.update(session=session, client=client, created=created)
-
+    started = Started(await asyncio.to_thread(docker_client))
+    toxi: ToxiproxyClient | None = None
     try:
-        await asyncio.to_thread(start)
-        client: docker.DockerClient = holder["client"]
-        created: list[Any] = holder["created"]
-        pg, toxi_c = created[1], created[2]
-        nginx = created[3] if with_nginx else None
+        pg, toxi_c, nginx = await asyncio.to_thread(_start_rig, started, with_nginx)
+        assert started.network is not None
         pg_port = await asyncio.to_thread(_published, pg, "5432/tcp")
-        api_port = await asyncio.to_thread(_published, toxi_c, "8474/tcp")
+        api_port = await asyncio.to_thread(_published, toxi_c, f"{TOXIPROXY_API_PORT}/tcp")
         proxy_port = await asyncio.to_thread(_published, toxi_c, f"{PROXY_PORT}/tcp")
         nginx_port = await asyncio.to_thread(_published, nginx, "80/tcp") if nginx else None
         toxi = ToxiproxyClient(f"http://127.0.0.1:{api_port}")
         the_rig = Rig(
-            session=holder["session"],
-            client=client,
-            network=created[0],
+            session=started.session,
+            client=started.client,
+            network=started.network,
             postgres=pg,
             toxiproxy=toxi_c,
             nginx=nginx,
@@ -291,7 +262,6 @@ async def rig(*, with_nginx: bool = False) -> AsyncIterator[Rig]:
             nginx_port=nginx_port,
             toxi=toxi,
         )
-        holder["toxi"] = toxi
         await eventually(toxi.version, what="toxiproxy API to answer", timeout=20)
         # Upstream by container name: Docker's DNS resolves it on user networks,
         # also after a partition heal reconnects the container.
@@ -323,12 +293,9 @@ async def rig(*, with_nginx: bool = False) -> AsyncIterator[Rig]:
         )
         yield the_rig
     finally:
-        if "toxi" in holder:
-            await holder["toxi"].aclose()
-        if "client" in holder:
-            await asyncio.to_thread(_remove, holder["client"], holder["created"])
-            await asyncio.to_thread(remove_session, holder["session"])
-            holder["client"].close()
+        if toxi is not None:
+            await toxi.aclose()
+        await asyncio.to_thread(started.remove)
 
 
 @contextlib.contextmanager

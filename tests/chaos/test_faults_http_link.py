@@ -5,36 +5,25 @@ here a real nginx plays the replica behind a real Toxiproxy, and every link
 fault of :mod:`chaos.faults.link` is proven through :class:`HttpPath` exactly
 as ``test_faults_link.py`` proves them through Postgres.
 
-The rig is this file's own (nginx + Toxiproxy on a labelled 10.216.x.0/24
-network, ports on 127.0.0.1 only), removed in ``finally`` and again by label.
+The rig is built like ``fault_rig``'s, from the suite's testcontainers modules
+(nginx + Toxiproxy on a labelled 10.216.x.0/24 network, ports on 127.0.0.1
+only), removed in ``finally`` and again by label.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-import docker
-import docker.errors
 import pytest
 import pytest_asyncio
 from docker.models.containers import Container
-from docker.models.networks import Network
-from fault_rig import (
-    NGINX_IMAGE,
-    TOXIPROXY_IMAGE,
-    _free_port,
-    _published,
-    _put_file,
-    remove_session,
-)
+from fault_rig import TOXIPROXY_API_PORT, Started, _published
 
+from chaos.cluster.docker_ops import docker_client
 from chaos.cluster.toxiproxy import ToxiproxyClient
-from chaos.errors import SetupError
 from chaos.faults import (
     Bandwidth,
     BlackHole,
@@ -44,7 +33,6 @@ from chaos.faults import (
 from chaos.faults.base import self_test
 from chaos.faults.catalogue import LINK_FAULTS
 from chaos.faults.http_path import HttpPath
-from chaos.labels import docker_labels, new_session_id
 from chaos.record.history import History
 from chaos.wait import eventually
 
@@ -52,6 +40,8 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120), pytest.mark.asyncio(l
 
 PROXY_NAME = "lb_r1"
 PROXY_PORT = 18701
+#: Apart from the fault rig's 10.213/16: fewer retries when both run.
+SUBNET_POOL = "10.216.0.0/16"
 #: Larger than any bulk a fault asks for (Bandwidth caps at 5000 KB/s x 1 s).
 BLOB_BYTES = 6_000_000
 PATH = HttpPath(path="/ok", bulk_down_path="/blob", bulk_up_path="/upload")
@@ -97,80 +87,29 @@ class HttpRig:
         return LinkTarget(self.toxi, PROXY_NAME, self.proxy_addr, path, "lb:r1", "r1")
 
 
-def _create_network(client: docker.DockerClient, name: str, labels: dict[str, str]) -> Network:
-    """A /24 from 10.216.0.0/16 (other rigs use other /16s), retried on overlap."""
-    last: Exception | None = None
-    for _ in range(8):
-        pool = docker.types.IPAMPool(subnet=f"10.216.{random.randrange(1, 254)}.0/24")
-        try:
-            return client.networks.create(
-                name,
-                driver="bridge",
-                labels=labels,
-                ipam=docker.types.IPAMConfig(pool_configs=[pool]),
-            )
-        except docker.errors.APIError as exc:  # "Pool overlaps with other one"
-            last = exc
-    raise SetupError(f"could not create a network with a free 10.216.x.0/24 subnet: {last}")
-
-
-def _start(session: str, client: docker.DockerClient, created: list[Any]) -> None:
+def _start(started: Started) -> tuple[Container, Container]:
     """Blocking (run in a thread): network, nginx with its blob, Toxiproxy."""
-    for image in (NGINX_IMAGE, TOXIPROXY_IMAGE):
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound as exc:
-            raise SetupError(f"image {image} is missing: build the local images first") from exc
-    labels = docker_labels(session, role="http-link-rig")
-    prefix = f"lchttp-{session}"
-    net = _create_network(client, f"{prefix}-net", labels)
-    created.append(net)
-    nginx = client.containers.create(
-        image=NGINX_IMAGE, name=f"{prefix}-nginx", labels=labels, network=net.name
-    )
-    created.append(nginx)
-    _put_file(nginx, "/etc/nginx/nginx.conf", NGINX_CONF.encode())
-    _put_file(nginx, "/srv/blob", b"x" * BLOB_BYTES)
-    nginx.start()
-    toxi = client.containers.run(
-        image=TOXIPROXY_IMAGE,
-        name=f"{prefix}-toxiproxy",
-        labels=labels,
-        network=net.name,
-        detach=True,
-        ports={
-            "8474/tcp": ("127.0.0.1", _free_port()),
-            f"{PROXY_PORT}/tcp": ("127.0.0.1", _free_port()),
-        },
-    )
-    created.append(toxi)
-
-
-def _remove(created: list[Any]) -> None:
-    for obj in reversed(created):  # containers before the network
-        with contextlib.suppress(docker.errors.NotFound):
-            if isinstance(obj, Container):
-                obj.remove(force=True, v=True)
-            else:
-                obj.remove()
+    prefix = f"lchttp-{started.session}"
+    started.rig_network(prefix, SUBNET_POOL)
+    files = {"/etc/nginx/nginx.conf": NGINX_CONF.encode(), "/srv/blob": b"x" * BLOB_BYTES}
+    nginx = started.start(started.nginx(prefix, files))
+    toxiproxy = started.start(started.toxiproxy(prefix, PROXY_PORT))
+    return nginx, toxiproxy
 
 
 @contextlib.asynccontextmanager
 async def http_rig() -> AsyncIterator[HttpRig]:
     """Start the rig, wait until ``GET /ok`` answers through the proxy, yield; always remove."""
-    session = new_session_id()
-    client = docker.from_env()
-    created: list[Any] = []
+    started = Started(await asyncio.to_thread(docker_client))
     toxi: ToxiproxyClient | None = None
     try:
-        await asyncio.to_thread(_start, session, client, created)
-        nginx, toxi_c = created[1], created[2]
-        api_port = await asyncio.to_thread(_published, toxi_c, "8474/tcp")
+        nginx, toxi_c = await asyncio.to_thread(_start, started)
+        api_port = await asyncio.to_thread(_published, toxi_c, f"{TOXIPROXY_API_PORT}/tcp")
         proxy_port = await asyncio.to_thread(_published, toxi_c, f"{PROXY_PORT}/tcp")
         toxi = ToxiproxyClient(f"http://127.0.0.1:{api_port}")
         await eventually(toxi.version, what="toxiproxy API to answer", timeout=20)
         await toxi.create_proxy(PROXY_NAME, f"0.0.0.0:{PROXY_PORT}", f"{nginx.name}:80")
-        the_rig = HttpRig(session, nginx, toxi_c, toxi, ("127.0.0.1", proxy_port))
+        the_rig = HttpRig(started.session, nginx, toxi_c, toxi, ("127.0.0.1", proxy_port))
 
         async def answers() -> bool:
             return (await the_rig.link().roundtrip(timeout=2.0)).ok
@@ -180,9 +119,7 @@ async def http_rig() -> AsyncIterator[HttpRig]:
     finally:
         if toxi is not None:
             await toxi.aclose()
-        await asyncio.to_thread(_remove, created)
-        await asyncio.to_thread(remove_session, session)
-        client.close()
+        await asyncio.to_thread(started.remove)
 
 
 async def leftovers(the_rig: HttpRig) -> list[str]:
