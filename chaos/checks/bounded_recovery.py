@@ -24,7 +24,6 @@ from typing import Any
 
 from chaos.checks.context import CancelCall, CheckContext
 from chaos.checks.evidence import capped, distribution, unique_windows
-from chaos.checks.terminal_table import REAP_REASONS
 from chaos.record.history import FaultWindow
 from chaos.record.vocabulary import FAULT_KILL, RunRow
 from chaos.verdict import Verdict
@@ -49,7 +48,7 @@ def _owned_at(ctx: CheckContext, rows: list[RunRow], kill_wall: float) -> list[R
         and r.started_at <= kill_wall
         and (
             not r.terminal
-            or r.stop_reason in REAP_REASONS
+            or r.stop_reason in ctx.params.terminal.reap_reasons
             or (r.completed_at is not None and r.completed_at > kill_wall + slack)
         )
     ]

@@ -17,7 +17,6 @@ from typing import Any
 
 from chaos.checks.context import CheckContext
 from chaos.checks.evidence import capped, row_brief, unique_windows
-from chaos.checks.terminal_table import REAP_REASONS
 from chaos.record.history import FaultWindow
 from chaos.record.vocabulary import DEATH_FAULTS, FAULT_RESTART, RunRow
 from chaos.verdict import Verdict
@@ -71,7 +70,9 @@ def _client_vs_db(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
 def check(ctx: CheckContext) -> Verdict:
     mismatched, judged = _client_vs_db(ctx)
     reaped = [
-        r for r in ctx.final_runs.values() if r.status == "failed" and r.stop_reason in REAP_REASONS
+        r
+        for r in ctx.final_runs.values()
+        if r.status == "failed" and r.stop_reason in ctx.params.terminal.reap_reasons
     ]
     split_brain = [r for r in reaped if not _owner_died_before(ctx, r)]
     if not judged and not reaped:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from chaos.checks.terminal_table import CONTRACT_WORDS, TerminalWords
 from chaos.record.history import History, Record
 from chaos.record.vocabulary import NOTE_PARAMS
 
@@ -71,6 +72,8 @@ class CheckParams:
     circuit_score_range: tuple[float, float] | None = (0.5, 0.99)
     #: How many offending items a verdict lists before it only counts them.
     evidence_limit: int = 20
+    #: The target's stop-reason and error words (its terminal table); the contract's by default.
+    terminal: TerminalWords = CONTRACT_WORDS
 
     @property
     def reap_bound_s(self) -> float:
@@ -81,7 +84,10 @@ class CheckParams:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            if isinstance(value, TerminalWords):
+                out[f.name] = value.to_dict()
+            else:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     @classmethod
@@ -92,7 +98,10 @@ class CheckParams:
         for name, value in raw.items():
             if name not in known:
                 continue
-            kwargs[name] = tuple(value) if isinstance(value, list) else value
+            if name == "terminal":
+                kwargs[name] = TerminalWords.from_value(value)
+            else:
+                kwargs[name] = tuple(value) if isinstance(value, list) else value
         return cls(**kwargs)
 
 

@@ -39,15 +39,7 @@ from typing import Any
 
 from chaos.checks.context import CancelCall, CheckContext, ClientRun
 from chaos.checks.evidence import as_epoch, capped, row_brief, unique_windows
-from chaos.checks.terminal_table import (
-    CANCELLED_BY_API,
-    CLIENT_DISCONNECTED,
-    HEARTBEAT_TIMEOUT,
-    OWNER_DEAD,
-    PARENT_CANCELLED,
-    REPLICA_DIED,
-    in_terminal_table,
-)
+from chaos.checks.terminal_table import TerminalWords
 from chaos.record.history import FaultWindow
 from chaos.record.vocabulary import (
     DEATH_FAULTS,
@@ -81,8 +73,9 @@ def _own_failure(r: RunRow) -> bool:
     return r.status == "failed" and r.stop_reason is None and bool(r.error)
 
 
-def _client_gone(r: RunRow) -> bool:
-    return r.status == "cancelled" and r.stop_reason in (CLIENT_DISCONNECTED, PARENT_CANCELLED)
+def _client_gone(words: TerminalWords) -> Callable[[RunRow], bool]:
+    gone = (words.client_disconnected, words.parent_cancelled)
+    return lambda r: r.status == "cancelled" and r.stop_reason in gone
 
 
 def _link_kind(w: FaultWindow) -> str:
@@ -136,33 +129,40 @@ def _heartbeat_was_stale(ctx: CheckContext, row: RunRow) -> bool:
 
 
 def _cancel_causes(ctx: CheckContext, row: RunRow, cancels: list[CancelCall]) -> list[Cause]:
+    words = ctx.params.terminal
     causes = []
     for call in cancels:
         if call.classification == "already_terminal":
             continue
-        reason = call.reason or CANCELLED_BY_API
+        reason = call.reason or words.cancelled_by_api
         causes.append(
             Cause(f"cancel via {call.via} ({call.classification})", _cancelled_with(reason))
         )
         if call.classification == "owner_dead":
-            causes.append(Cause("cancel judged the owner dead", _failed_with(OWNER_DEAD)))
+            causes.append(Cause("cancel judged the owner dead", _failed_with(words.owner_dead)))
     return causes
 
 
 def _fault_causes(ctx: CheckContext, row: RunRow, cancels: list[CancelCall]) -> list[Cause]:
+    words = ctx.params.terminal
     causes: list[Cause] = []
     for w in ctx.faults_by_replica.get(row.replica_id or "", []):
         if not _during_run(ctx, w, row):
             continue
         if _looks_dead(ctx, w):
-            causes.append(Cause(f"owner {w.describe()}", _failed_with(REPLICA_DIED)))
+            causes.append(Cause(f"owner {w.describe()}", _failed_with(words.replica_died)))
             if cancels:
-                causes.append(Cause(f"owner {w.describe()} + cancel", _failed_with(OWNER_DEAD)))
+                causes.append(
+                    Cause(
+                        f"owner {w.describe()} + cancel",
+                        _failed_with(words.owner_dead),
+                    )
+                )
         if w.name == FAULT_STOP:
-            causes.append(Cause(f"graceful {w.describe()}", _client_gone))
+            causes.append(Cause(f"graceful {w.describe()}", _client_gone(words)))
             causes.append(Cause(f"graceful {w.describe()}", _own_failure))
         if _link_kind(w) == "lb":
-            causes.append(Cause(f"client link {w.describe()}", _client_gone))
+            causes.append(Cause(f"client link {w.describe()}", _client_gone(words)))
         if _link_kind(w) == "pg":
             causes.append(Cause(f"database link {w.describe()}", _own_failure))
     for w in ctx.global_faults:
@@ -188,6 +188,7 @@ def causes_for(
     ctx: CheckContext, row: RunRow, client: ClientRun | None, cancels: list[CancelCall]
 ) -> list[Cause]:
     """Every cause the history offers for this row's end; the row must fit one of them."""
+    words = ctx.params.terminal
     clients = ctx.client_by_agent.get(row.agent_id, [])
     accepted_ids = {c.run_id for c in clients if c.run_id is not None}
     the_run = row.run_id in accepted_ids or len(ctx.final_by_agent.get(row.agent_id, [])) == 1
@@ -208,13 +209,13 @@ def causes_for(
     causes += _cancel_causes(ctx, row, cancels)
     causes += _fault_causes(ctx, row, cancels)
     if client is not None and (client.stream_broken or client.cut):
-        causes.append(Cause("client stream cut", _client_gone))
+        causes.append(Cause("client stream cut", _client_gone(words)))
     if ctx.params.provider_errors_injected:
         causes.append(Cause("injected provider error", _own_failure))
     if row.run_id not in accepted_ids and any(c.code == "agent_id_in_use" for c in clients):
         causes.append(Cause("409 agent_id_in_use collision", lambda r: r.status == "failed"))
     if _heartbeat_was_stale(ctx, row):
-        causes.append(Cause("per-run heartbeat stale", _failed_with(HEARTBEAT_TIMEOUT)))
+        causes.append(Cause("per-run heartbeat stale", _failed_with(words.heartbeat_timeout)))
     return causes
 
 
@@ -237,7 +238,7 @@ def check(ctx: CheckContext) -> Verdict:
         key = f"{row.status}/{row.stop_reason}"
         ends[key] = ends.get(key, 0) + 1
         cancels = ctx.cancels_by_agent.get(row.agent_id, [])
-        if not in_terminal_table(row):
+        if not ctx.params.terminal.in_table(row):
             causes: list[Cause] = []
             why = "not a row any writer in the contract's terminal table produces"
         else:

@@ -42,6 +42,7 @@ from tests.toy import (
 )
 from tests.toy.adapter import toy_settings
 from tests.toy.build import ToyImage
+from tests.toy.ports import TOY_WORDS
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
 
@@ -50,7 +51,7 @@ RUNS, USERS = 120, 4
 MIN_OWNED = 2
 #: This scenario sends no cancel.
 NO_CANCELS = "cancel_classification"
-REAPED = "replica_died"
+REAPED = TOY_WORDS.replica_died
 
 
 @pytest.fixture(scope="session")

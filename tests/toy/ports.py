@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from chaos.checks.params import CheckParams
+from chaos.checks.terminal_table import TerminalWords
 from chaos.record.history import History
 from chaos.record.vocabulary import AuditRow, Snapshot
 from chaos.scenario.base import ScenarioCluster, client_for, describe_error
@@ -32,6 +33,14 @@ DB_SETUP_TIMEOUT_S = 20.0
 #: The toy's own bounds (CheckParams fields): it heartbeats every second, gives a
 #: slot back in the transaction that ends the run (before ``done`` is sent), and
 #: its reaper is one short transaction, so the margins are small.
+#: The toy's own stop-reason and error words (not loomcycle's): the checkers judge by these
+#: because the toy's check parameters carry them, with nothing edited in chaos/checks.
+TOY_WORDS = TerminalWords(
+    replica_died="owner_lost",
+    replica_died_error="owner lost",
+    cancelled_by_api="stopped by request",
+    client_disconnected="client gone",
+)
 TOY_BOUNDS: dict[str, Any] = {
     "replica_heartbeat_s": 1.0,
     "quota_grace_s": 1.0,
@@ -99,6 +108,8 @@ async def toy_scenario_run(
         replica_sweep_s=settings.sweep_ms / 1000.0,
         replica_ids=tuple(cluster.replica_ids),
         test_prefix=prefix,
+        terminal=TOY_WORDS,
+        completed_stop_reasons=("finished",),
     )
     params = replace(base, **{**TOY_BOUNDS, **param_overrides})
     async with asyncio.timeout(DB_SETUP_TIMEOUT_S):

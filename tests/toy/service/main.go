@@ -8,7 +8,7 @@
 // gives the slot back in one transaction before sending `done`.  Every
 // replica heartbeats its `replicas` row; whichever replica holds the sweeper
 // lock marks the runs of a replica whose heartbeat is older than STALE_MS
-// failed / replica_died, gives their slots back and deletes that replica's row.
+// failed / owner_lost, gives their slots back and deletes that replica's row.
 // TOY_DEFECT_KEEP_SLOT=1 plants a defect: the reaper keeps the slots.
 package main
 
@@ -214,8 +214,8 @@ func (s *server) sweep(ctx context.Context) error {
 
 // reap ends a dead replica's running runs, gives their slots back and deletes its row.
 func (s *server) reap(ctx context.Context, tx pgx.Tx, replica string) error {
-	rows, err := tx.Query(ctx, `UPDATE runs SET status = 'failed', stop_reason = 'replica_died',
-		error = 'owner replica died', completed_at = clock_timestamp()
+	rows, err := tx.Query(ctx, `UPDATE runs SET status = 'failed', stop_reason = 'owner_lost',
+		error = 'owner lost', completed_at = clock_timestamp()
 		WHERE replica_id = $1 AND status = 'running' RETURNING user_id`, replica)
 	if err != nil {
 		return err
@@ -265,7 +265,7 @@ func (s *server) startRun(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	send(w, "agent", map[string]any{"run_id": runID, "agent_id": req.AgentID, "replica_id": s.cfg.replicaID})
 
-	status, reason := "completed", "end_turn"
+	status, reason := "completed", "finished"
 	timer := time.NewTimer(s.cfg.runFor)
 	defer timer.Stop()
 	select {
@@ -273,7 +273,7 @@ func (s *server) startRun(w http.ResponseWriter, r *http.Request) {
 	case reason = <-run.cancel:
 		status = "cancelled"
 	case <-r.Context().Done():
-		status, reason = "cancelled", "client disconnected"
+		status, reason = "cancelled", "client gone"
 	}
 	// The client may be gone: the final write must not depend on its request.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -377,7 +377,7 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewDecoder(r.Body).Decode(&body) // an empty body means the default reason
 	reason := body.Reason
 	if reason == "" {
-		reason = "cancelled by api"
+		reason = "stopped by request"
 	}
 	if run := s.serving(agent); run != nil {
 		select {
