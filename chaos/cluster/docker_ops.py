@@ -30,6 +30,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from testcontainers.core.network import Network as TcNetwork
 
+from chaos.cluster.tc_settings import use_suite_settings
 from chaos.errors import SetupError
 
 #: Where cluster subnets come from: one /24 each, picked at random, retried on overlap.
@@ -71,6 +72,7 @@ def create_network(
     Other sessions may take subnets at the same time, so the pick is random and
     a "pool overlaps" refusal moves on to another one, a bounded number of times.
     """
+    use_suite_settings()
     taken = _subnets_in_use(client)
     candidates = [
         str(s)

@@ -36,6 +36,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.transferable import Transferable
 
 from chaos.cluster.docker_ops import ContainerPlan, image_owner, require_image, tar_files
+from chaos.cluster.tc_settings import use_suite_settings
 from chaos.errors import SetupError
 
 
@@ -43,6 +44,7 @@ class NodeContainer(DockerContainer):
     """One planned node: pinned IP, loopback-only ports, labels, files owned by the image's user."""
 
     def __init__(self, plan: ContainerPlan, owner: tuple[int, int] = (0, 0)) -> None:
+        use_suite_settings()  # in pytest or not: no Ryuk (nothing to pull it from), loopback only
         super().__init__(
             plan.image,
             command=cast("str | None", list(plan.command) if plan.command is not None else None),

@@ -1,16 +1,8 @@
-"""testcontainers-python set to the suite's rules, and the suite's image and label names.
+"""The suite's image and label names for its testcontainers modules.
 
-testcontainers keeps its settings in one process-wide object that reads the
-environment once, at import.  The suite needs three of them fixed whatever
-the environment says, so :func:`use_suite_settings` writes both the variables
-(for anything that reads them later) and the already-built object:
-
-* Ryuk disabled: its image would have to be pulled and there is no registry
-  here; leftovers are found by the suite's own labels (``loomchaos sweep``).
-* Host 127.0.0.1: every port is published on the loopback interface only.
-* Connection mode ``docker_host``: inside a container (as on this machine)
-  testcontainers would otherwise guess the bridge gateway's address, where
-  nothing is published.
+:func:`use_suite_settings` (Ryuk off, host 127.0.0.1, ``docker_host`` mode)
+is the cluster's (:mod:`chaos.cluster.tc_settings`), re-exported here: every
+cluster node is a testcontainers container too.
 """
 
 from __future__ import annotations
@@ -21,14 +13,13 @@ import socket
 from collections.abc import Mapping
 from functools import cache
 
-from testcontainers.core.config import ConnectionMode, testcontainers_config
-
-from chaos.cluster.addresses import LOOPBACK
+# Re-exported for the modules and their users (``chaos.containers.use_suite_settings``).
+from chaos.cluster.tc_settings import ENV_CONNECTION_MODE as ENV_CONNECTION_MODE
+from chaos.cluster.tc_settings import ENV_HOST_OVERRIDE as ENV_HOST_OVERRIDE
+from chaos.cluster.tc_settings import ENV_RYUK_DISABLED as ENV_RYUK_DISABLED
+from chaos.cluster.tc_settings import use_suite_settings as use_suite_settings
 from chaos.labels import docker_labels
 
-ENV_RYUK_DISABLED = "TESTCONTAINERS_RYUK_DISABLED"
-ENV_HOST_OVERRIDE = "TESTCONTAINERS_HOST_OVERRIDE"
-ENV_CONNECTION_MODE = "TESTCONTAINERS_CONNECTION_MODE"
 #: The same variable and default as chaos.provision.images (a unit test keeps
 #: them equal); not imported from there because the provisioning imports the
 #: target package, which imports this one.
@@ -37,16 +28,6 @@ DEFAULT_NAMESPACE = "loomchaos"
 #: Marks the objects made through these modules, beside the cluster's roles.
 LABEL_MADE_BY = "made_by"
 MADE_BY = "testcontainers"
-
-
-def use_suite_settings() -> None:
-    """Fix Ryuk off, host 127.0.0.1 and the ``docker_host`` mode, process-wide."""
-    os.environ[ENV_RYUK_DISABLED] = "true"
-    os.environ[ENV_HOST_OVERRIDE] = LOOPBACK
-    os.environ[ENV_CONNECTION_MODE] = ConnectionMode.docker_host.value
-    testcontainers_config.ryuk_disabled = True
-    testcontainers_config.tc_host_override = LOOPBACK
-    testcontainers_config.connection_mode_override = ConnectionMode.docker_host
 
 
 def local_image(role: str, env: Mapping[str, str] | None = None) -> str:
