@@ -1,0 +1,1 @@
+"""Campaigns: long load-and-fault runs, their data files, reports and charts."""
