@@ -4,10 +4,12 @@ Sub-commands:
 
 * ``setup``  install and start what the chaos tier needs (engine, images, binaries),
   reusing what exists;
-* ``run``    the main job: set-up, then the short chaos campaign (the chaos tier without
-  ``slow``/``soak``), a verdict table and a report folder;
+* ``run``    the main job: set-up, then the short campaign (a burst on 3 replicas),
+  its report folder and the verdict table;
+* ``campaign`` the load/fault campaigns (``loomchaos campaign --help``);
 * ``check``  re-run every checker offline on a saved history or artifact folder;
-* ``sweep``  remove what a killed session left behind (only objects whose owning pid is gone).
+* ``sweep``  remove what a killed session left behind (only objects whose owning pid is gone);
+* ``mutants`` build planted defects of the target, run gate scenarios, score the suite.
 
 User errors print one line and exit 2; a failing verdict exits 1.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from chaos import __version__
 from chaos.errors import SetupError
+from chaos.mutants.cli import add_parser as add_mutants_parser
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
@@ -47,13 +49,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from chaos.cluster.docker_ops import docker_client
     from chaos.cluster.sweep import sweep_orphans
+    from chaos.mutants.sweep import sweep_mutants
 
     removed = sweep_orphans()
     names = [
         *(f"container {n}" for n in removed.containers),
         *(f"network {n}" for n in removed.networks),
         *(f"volume {n}" for n in removed.volumes),
+        *sweep_mutants(docker_client()),
     ]
     print(f"removed {len(names)} object(s) left by sessions whose process is gone")
     for name in names:
@@ -61,34 +66,36 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_campaign(args: argparse.Namespace) -> int:
+    from chaos.campaign.builds import default_build
+    from chaos.campaign.cli import options_from
+    from chaos.campaign.options import OptionError
+    from chaos.campaign.run import run_campaign
+
+    try:
+        opts = options_from(args, default_build())
+    except OptionError as exc:
+        print(f"loomchaos campaign: {exc}", file=sys.stderr)
+        return 2
+    return run_campaign(opts)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from chaos.report.junit import summarize_junit
+    """Set-up, then the short campaign (a burst) end to end; prints where the report is."""
+    from chaos.campaign.cli import SMALLEST_SCALE
 
     _cmd_setup(args)
-    report_dir = Path(args.report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    junit = report_dir / "junit.xml"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-m",
-        "chaos and not slow and not soak",
-        f"--junitxml={junit}",
-        f"--chaos-artifacts={report_dir / 'artifacts'}",
-        f"--chaos-image-source={args.image_source}",
-        "--durations=15",
-    ]
+    # The campaign provisions again (warm: about a second) from the same image source.
+    os.environ["LOOMCHAOS_IMAGE_SOURCE"] = args.image_source
+    argv = ["campaign", "burst", "--replicas", "3"]
+    if args.smallest:
+        argv += ["--scale", str(SMALLEST_SCALE)]
     if args.seed is not None:
-        cmd.append(f"--chaos-seed={args.seed}")
-    cmd += args.pytest_args
-    print("running:", shlex.join(cmd), flush=True)
-    rc = subprocess.call(cmd)
-    summary = summarize_junit(junit)
-    (report_dir / "summary.txt").write_text(summary + "\n")
-    print(summary)
-    print(f"report: {report_dir}")
-    return rc
+        argv += ["--seed", str(args.seed)]
+    if args.out is not None:
+        argv += ["--out", args.out]
+    print("running: loomchaos", shlex.join(argv), flush=True)
+    return _cmd_campaign(build_parser().parse_args(argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,12 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_source(p_setup)
     p_setup.set_defaults(func=_cmd_setup)
 
-    p_run = sub.add_parser("run", help="set up, run the short chaos campaign, print verdicts")
+    p_run = sub.add_parser("run", help="set up, run the short campaign (a burst), print verdicts")
     add_source(p_run)
     p_run.add_argument("--seed", type=int, default=None, help="replay with this seed")
-    p_run.add_argument("--report-dir", default="reports/latest", help="where the report goes")
-    p_run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    p_run.add_argument("--smallest", action="store_true", help="the smallest size (CI)")
+    p_run.add_argument("--out", default=None, help="output folder (default under reports/)")
     p_run.set_defaults(func=_cmd_run)
+
+    from chaos.campaign.cli import add_campaign_parser
+
+    add_campaign_parser(sub, _cmd_campaign)
 
     p_check = sub.add_parser("check", help="re-check a saved history or artifact folder")
     p_check.add_argument("path", help="history.jsonl or an artifact folder holding one")
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_sweep = sub.add_parser("sweep", help="remove what killed sessions left behind")
     p_sweep.set_defaults(func=_cmd_sweep)
+
+    add_mutants_parser(sub)
     return parser
 
 

@@ -102,7 +102,9 @@ def _sweep(ctx: CheckContext) -> list[dict[str, Any]]:
             snap = ctx.snapshots[i]
             counts = {q.user_id: q.active_count for q in snap.quotas if ctx.in_scope(q.user_id)}
             users = set(counts) | {u for u, n in lower.items() if n > 0}
-            for user in users:
+            # Sorted: a set's order changes with the hash seed, and a re-check of a saved
+            # history must list the offenders as the scenario did.
+            for user in sorted(users):
                 count = counts.get(user, 0)
                 lo, hi = lower[user], upper[user]
                 problems = []

@@ -145,7 +145,9 @@ def replica_plan(
         aliases=(node.name,),
         files=launch.files,
         nofile=spec.replica_nofile,
-        hostname=node.name,
+        # Not the replica id on purpose: a target that mixed up its id and its hostname
+        # (planted defect 09: heartbeat arguments swapped) would go unseen if both were equal.
+        hostname=f"{node.name}-host",
     )
 
 

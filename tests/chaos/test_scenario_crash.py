@@ -49,7 +49,7 @@ from chaos.schedule import (
     run_schedule,
 )
 from chaos.sut.loomcycle.ports import scenario_run, started_runs
-from chaos.sut.loomcycle.specs import CRASH_SPEC
+from chaos.sut.loomcycle.specs import CRASH_SPEC, SMOKE_SPEC
 from chaos.verdict import Verdict
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload import RunResult
@@ -313,6 +313,42 @@ async def test_graceful_stop_replica_owning_runs(
     for v in known:
         assert_lc002_signature(v, victim, convergence.final)
     chaos_verdicts([v for v in verdicts if v not in known])
+
+
+async def test_graceful_stop_with_every_run_inside_the_drain(
+    chaos_cluster_for: Callable[..., Awaitable[Any]],
+    chaos_history: History,
+    chaos_prefix: str,
+    chaos_seed: int,
+    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+) -> None:
+    """SIGTERM of a replica whose runs all last ~2 s, well inside its 5 s drain: the stop
+    must let them finish, so every invariant passes with nothing excused (LC-002 is about
+    runs longer than the drain).  A drain cut short (planted defect 08: the timeout read
+    in milliseconds) abandons these runs, and no_zombies / no_quota_leaks fail."""
+    cluster = await chaos_cluster_for(SMOKE_SPEC)
+    async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
+        schedule = replica_fault_schedule(
+            chaos_seed, cluster.replica_ids, FAULT_STOP, STOP_AFTER_S, STEP_SLACK_S
+        )
+        victim, _, ran = await run_replica_fault(
+            run,
+            cluster,
+            chaos_history,
+            chaos_prefix,
+            schedule,
+            lambda victim: stop_replica(cluster, victim),
+        )
+        await run.converge()
+
+    ctx = run.context()
+    window = only_window(chaos_history, FAULT_STOP, victim)
+    deleted = replica_row_deleted_after(ctx, victim, window.start_wall)
+    assert deleted is not None and deleted <= GRACEFUL_ROW_BOUND_S, (
+        f"{victim}'s row deleted {deleted}s after SIGTERM (bound {GRACEFUL_ROW_BOUND_S}s)"
+    )
+    assert not ran.tolerated, f"the stop's effect was never proven: {ran.tolerated}"
+    chaos_verdicts(run.verdicts(allow_vacuous=[NO_CANCELS, NO_KILL_NO_CANCEL]))
 
 
 #: What LC-002 breaks in this scenario; every other invariant must pass.
