@@ -45,6 +45,9 @@ class CheckParams:
     #: must then arrive no later than this after the ack; a run that still had work left
     #: (``done`` seconds after the ack) stays a violation.
     cancel_finish_window_s: float = 1.0
+    #: A graceful stop lets in-flight runs finish for this long before it exits (loomcycle:
+    #: the HTTP server's 5 s shutdown drain); a run completed inside it ran to its end.
+    graceful_drain_s: float = 5.0
     #: Half-width of the instant a snapshot stands for (its queries take time).
     sample_slack_s: float = 0.5
     #: Tolerated difference between the suite's clock and the database's.

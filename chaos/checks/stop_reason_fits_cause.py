@@ -105,14 +105,27 @@ def _looks_dead(ctx: CheckContext, w: FaultWindow) -> bool:
 
 
 def _owner_killed_before_end(ctx: CheckContext, row: RunRow) -> bool:
-    if row.completed_at is None or row.started_at is None:
+    """Whether the owner died or stopped while the run still ran (it cannot have finished).
+
+    A graceful stop drains first: a run that ended inside the drain (the stop's start
+    plus ``graceful_drain_s``) finished on a live process, so the stop did not end it.
+    """
+    started, completed = row.started_at, row.completed_at
+    if completed is None or started is None:
         return False
     slack = ctx.params.clock_slack_s
-    return any(
-        (w.name in DEATH_FAULTS or w.name == FAULT_RESTART)
-        and row.started_at < w.start_wall < row.completed_at - slack
-        for w in ctx.faults_by_replica.get(row.replica_id or "", [])
-    )
+
+    def ended_it(w: FaultWindow) -> bool:
+        if w.name not in DEATH_FAULTS and w.name != FAULT_RESTART:
+            return False
+        if not started < w.start_wall < completed - slack:
+            return False
+        drained = w.name == FAULT_STOP and (
+            completed <= w.start_wall + ctx.params.graceful_drain_s + slack
+        )
+        return not drained
+
+    return any(ended_it(w) for w in ctx.faults_by_replica.get(row.replica_id or "", []))
 
 
 def _heartbeat_was_stale(ctx: CheckContext, row: RunRow) -> bool:

@@ -250,3 +250,27 @@ def test_heartbeat_from_the_audit_log_as_iso_text(beat: float, status: Status) -
         ]
     )
     assert _judge(s, row).status is status
+
+
+@pytest.mark.parametrize(
+    ("completed", "status"),
+    [
+        (2.0 + 5.0 + 1.0 - 0.01, Status.PASS),  # inside the drain (+ clock slack): ran to its end
+        (2.0 + 5.0 + 1.0 + 0.01, Status.FAIL),  # after the drain: the process was gone
+    ],
+)
+def test_a_graceful_stop_lets_runs_that_end_inside_its_drain_complete(
+    completed: float, status: Status
+) -> None:
+    s = HistoryBench()
+    rid = s.run("t1-a", start=0.0, end=completed)
+    s.fault("stop", "r1", start=2.0)
+    v = _judge(s, s.row("t1-a", rid, completed=completed))
+    assert v.status is status, v.evidence
+
+
+def test_a_kill_allows_no_drain() -> None:
+    s = HistoryBench()
+    rid = s.run("t1-a", start=0.0, end=3.0)
+    s.fault("kill", "r1", start=2.0)
+    assert _judge(s, s.row("t1-a", rid, completed=3.5)).status is Status.FAIL
