@@ -269,6 +269,36 @@ STOP_AFTER_S = (0.5, 2.0)
 FREEZE_AFTER_S = (1.0, 4.0)
 
 
+async def graceful_stop_under_load(
+    cluster: Any, history: History, prefix: str, seed: int
+) -> tuple[ScenarioRun, str, Any]:
+    """SIGTERM of a seeded victim owning runs, under load, healed; then converge.  Asserts
+    what the stop must cause whatever the runs' length: the row gone within the bound, a
+    SIGTERM that sufficed (no SIGKILL), the effect proven.  Returns the run, the victim
+    and the convergence."""
+    async with scenario_run(cluster, history, prefix) as run:
+        # Effect proven when the survivors stop listing it: its own row deletion.
+        schedule = replica_fault_schedule(
+            seed, cluster.replica_ids, FAULT_STOP, STOP_AFTER_S, STEP_SLACK_S
+        )
+        victim, _, ran = await run_replica_fault(
+            run, cluster, history, prefix, schedule, lambda v: stop_replica(cluster, v)
+        )
+        convergence = await run.converge()
+
+    ctx = run.context()
+    window = only_window(history, FAULT_STOP, victim)
+    deleted = replica_row_deleted_after(ctx, victim, window.start_wall)
+    assert deleted is not None and deleted <= GRACEFUL_ROW_BOUND_S, (
+        f"{victim}'s row deleted {deleted}s after SIGTERM (bound {GRACEFUL_ROW_BOUND_S}s)"
+    )
+    # The effect record's container state (the window's data is overwritten by the heal's).
+    effect = next(r for r in history.records if r.type == "fault" and r.data["phase"] == "effect")
+    assert effect.data["container"]["exit_code"] != 137, "SIGTERM was not enough: SIGKILLed"
+    assert not ran.tolerated, f"the stop's effect was never proven: {ran.tolerated}"
+    return run, victim, convergence
+
+
 async def test_graceful_stop_replica_owning_runs(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
@@ -277,33 +307,9 @@ async def test_graceful_stop_replica_owning_runs(
     chaos_verdicts: Callable[[Sequence[Verdict]], None],
 ) -> None:
     cluster = await chaos_cluster_for(CRASH_SPEC)
-    async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
-        # Effect proven when the survivors stop listing it: its own row deletion.
-        schedule = replica_fault_schedule(
-            chaos_seed, cluster.replica_ids, FAULT_STOP, STOP_AFTER_S, STEP_SLACK_S
-        )
-        victim, _, ran = await run_replica_fault(
-            run,
-            cluster,
-            chaos_history,
-            chaos_prefix,
-            schedule,
-            lambda victim: stop_replica(cluster, victim),
-        )
-        convergence = await run.converge()
-
-    ctx = run.context()
-    window = only_window(chaos_history, FAULT_STOP, victim)
-    deleted = replica_row_deleted_after(ctx, victim, window.start_wall)
-    assert deleted is not None and deleted <= GRACEFUL_ROW_BOUND_S, (
-        f"{victim}'s row deleted {deleted}s after SIGTERM (bound {GRACEFUL_ROW_BOUND_S}s)"
+    run, victim, convergence = await graceful_stop_under_load(
+        cluster, chaos_history, chaos_prefix, chaos_seed
     )
-    # The effect record's container state (the window's data is overwritten by the heal's).
-    effect = next(
-        r for r in chaos_history.records if r.type == "fault" and r.data["phase"] == "effect"
-    )
-    assert effect.data["container"]["exit_code"] != 137, "SIGTERM was not enough: SIGKILLed"
-    assert not ran.tolerated, f"the stop's effect was never proven: {ran.tolerated}"
     # The in-flight runs' ends are judged against the table by stop_reason_fits_cause.
     # LC-002 (runs longer than the 5 s drain are abandoned: zombies, slots held) is
     # reproduced by test_finding_graceful_stop.py; here every other invariant must pass,
@@ -327,27 +333,7 @@ async def test_graceful_stop_with_every_run_inside_the_drain(
     runs longer than the drain).  A drain cut short (planted defect 08: the timeout read
     in milliseconds) abandons these runs, and no_zombies / no_quota_leaks fail."""
     cluster = await chaos_cluster_for(SMOKE_SPEC)
-    async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
-        schedule = replica_fault_schedule(
-            chaos_seed, cluster.replica_ids, FAULT_STOP, STOP_AFTER_S, STEP_SLACK_S
-        )
-        victim, _, ran = await run_replica_fault(
-            run,
-            cluster,
-            chaos_history,
-            chaos_prefix,
-            schedule,
-            lambda victim: stop_replica(cluster, victim),
-        )
-        await run.converge()
-
-    ctx = run.context()
-    window = only_window(chaos_history, FAULT_STOP, victim)
-    deleted = replica_row_deleted_after(ctx, victim, window.start_wall)
-    assert deleted is not None and deleted <= GRACEFUL_ROW_BOUND_S, (
-        f"{victim}'s row deleted {deleted}s after SIGTERM (bound {GRACEFUL_ROW_BOUND_S}s)"
-    )
-    assert not ran.tolerated, f"the stop's effect was never proven: {ran.tolerated}"
+    run, _, _ = await graceful_stop_under_load(cluster, chaos_history, chaos_prefix, chaos_seed)
     chaos_verdicts(run.verdicts(allow_vacuous=[NO_CANCELS, NO_KILL_NO_CANCEL]))
 
 
