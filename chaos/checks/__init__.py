@@ -24,6 +24,7 @@ from chaos.checks import (
     terminal_is_final,
 )
 from chaos.checks.context import CheckContext
+from chaos.checks.facts import gc_paused
 from chaos.checks.params import CheckParams
 from chaos.verdict import Verdict
 
@@ -50,7 +51,8 @@ def run_checks(ctx: CheckContext, only: Sequence[str] | None = None) -> list[Ver
     unknown = [n for n in names if n not in ALL_CHECKS]
     if unknown:
         raise KeyError(f"unknown invariants {unknown}; known: {sorted(ALL_CHECKS)}")
-    return [ALL_CHECKS[name](ctx) for name in names]
+    with gc_paused():
+        return [ALL_CHECKS[name](ctx) for name in names]
 
 
 __all__ = ["ALL_CHECKS", "Check", "CheckContext", "CheckParams", "run_checks"]

@@ -30,8 +30,10 @@ all in O((runs + samples) log runs).
 
 from __future__ import annotations
 
+import heapq
+from array import array
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from chaos.checks.context import CheckContext, ClientRun
@@ -44,12 +46,24 @@ _OPEN, _SAMPLE, _CLOSE = 0, 1, 2
 _INF = float("inf")
 
 
-@dataclass(frozen=True)
-class _Interval:
-    user_id: str
-    lo: float
-    hi: float
-    bound: str  # "lower" or "upper"
+class _Intervals:
+    """Every interval as columns: a soak has two per run, and as objects they cost more
+    memory than the runs themselves."""
+
+    def __init__(self) -> None:
+        self.users: list[str] = []
+        self.lo = array("d")
+        self.hi = array("d")
+        self.is_lower = bytearray()  # 1: a lower-bound interval, 0: an upper-bound one
+
+    def add(self, user: str, lo: float, hi: float, lower: bool) -> None:
+        self.users.append(user)
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.is_lower.append(lower)
+
+    def __len__(self) -> int:
+        return len(self.users)
 
 
 def _hold_end(ctx: CheckContext, run: ClientRun) -> float:
@@ -66,9 +80,9 @@ def _hold_end(ctx: CheckContext, run: ClientRun) -> float:
     return _INF if ended is None else max(run.end, ctx.to_mono(ended[0]))
 
 
-def _intervals(ctx: CheckContext) -> list[_Interval]:
+def _intervals(ctx: CheckContext) -> _Intervals:
     slack, grace = ctx.params.sample_slack_s, ctx.params.quota_grace_s
-    out: list[_Interval] = []
+    out = _Intervals()
     for run in ctx.client_runs:
         if run.user_id is None or not ctx.in_scope(run.user_id):
             continue
@@ -77,31 +91,41 @@ def _intervals(ctx: CheckContext) -> list[_Interval]:
             end = _INF if run.end is None else run.end
             lo, hi = run.admitted + slack, end - slack
             if lo <= hi:
-                out.append(_Interval(run.user_id, lo, hi, "lower"))
+                out.add(run.user_id, lo, hi, lower=True)
         # A rejected run may still have held a slot briefly (backpressure gives it back).
-        out.append(_Interval(run.user_id, run.start - slack, _hold_end(ctx, run) + grace, "upper"))
+        out.add(run.user_id, run.start - slack, _hold_end(ctx, run) + grace, lower=False)
     return out
+
+
+def _events(ctx: CheckContext, ivs: _Intervals) -> Iterator[tuple[float, int, int]]:
+    """(time, kind, index) for every interval's open and close and every sample, in the
+    order of sorting all of them as tuples: three sorted streams merged, so the millions
+    of event tuples of a soak are made one at a time instead of held and sorted at once."""
+    snaps = ctx.snapshots
+    # sorted() is stable: equal times keep index order, as the tuples' last field did
+    opens = array("q", sorted(range(len(ivs)), key=ivs.lo.__getitem__))
+    closes = array("q", sorted(range(len(ivs)), key=ivs.hi.__getitem__))
+    samples = sorted(range(len(snaps)), key=lambda s: snaps[s].mono)
+    return heapq.merge(
+        ((ivs.lo[i], _OPEN, i) for i in opens),
+        ((snaps[s].mono, _SAMPLE, s) for s in samples),
+        ((ivs.hi[i], _CLOSE, i) for i in closes),
+    )
 
 
 def _sweep(ctx: CheckContext) -> list[dict[str, Any]]:
     """Judge every quota sample; returns the offending samples."""
-    events: list[tuple[float, int, int]] = []
-    intervals = _intervals(ctx)
-    for i, iv in enumerate(intervals):
-        events.append((iv.lo, _OPEN, i))
-        events.append((iv.hi, _CLOSE, i))
-    for s, snap in enumerate(ctx.snapshots):
-        events.append((snap.mono, _SAMPLE, s))
-    events.sort()
+    ivs = _intervals(ctx)
     lower: Counter[str] = Counter()
     upper: Counter[str] = Counter()
+    held: set[str] = set()  # users whose lower count is above 0 (the counter keeps zeros)
     cap = ctx.params.per_user_cap
     bad: list[dict[str, Any]] = []
-    for _, kind, i in events:
+    for _, kind, i in _events(ctx, ivs):
         if kind == _SAMPLE:
             snap = ctx.snapshots[i]
             counts = {q.user_id: q.active_count for q in snap.quotas if ctx.in_scope(q.user_id)}
-            users = set(counts) | {u for u, n in lower.items() if n > 0}
+            users = set(counts) | held
             # Sorted: a set's order changes with the hash seed, and a re-check of a saved
             # history must list the offenders as the scenario did.
             for user in sorted(users):
@@ -127,9 +151,16 @@ def _sweep(ctx: CheckContext) -> list[dict[str, Any]]:
                         }
                     )
             continue
-        iv = intervals[i]
-        counter = lower if iv.bound == "lower" else upper
-        counter[iv.user_id] += 1 if kind == _OPEN else -1
+        user = ivs.users[i]
+        step = 1 if kind == _OPEN else -1
+        if not ivs.is_lower[i]:
+            upper[user] += step
+            continue
+        lower[user] += step
+        if lower[user] > 0:
+            held.add(user)
+        else:
+            held.discard(user)
     return bad
 
 

@@ -2,7 +2,9 @@
 
 The history file holds everything the checkers read (operations, faults,
 snapshots, audit rows, the bounds of the run), so the verdicts of a re-check
-equal the ones the scenario printed, on any machine, without Docker.
+equal the ones the scenario printed, on any machine, without Docker.  The file
+is read once, streamed, so a soak's millions of runs are checked in bounded
+memory (:mod:`chaos.checks.streamed`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from chaos.checks import run_checks
-from chaos.checks.context import CheckContext
 from chaos.checks.params import CheckParams
+from chaos.checks.streamed import MalformedFacts, context_from_path
 from chaos.errors import SetupError
-from chaos.record.history import History, HistoryError
+from chaos.record.history import HistoryError
 from chaos.verdict import Verdict
 
 HISTORY_FILE = "history.jsonl"
@@ -36,21 +38,19 @@ def resolve_history_path(path: Path) -> Path:
     return path
 
 
-def load_history(path: Path) -> History:
+def check_path(path: Path, params: CheckParams | None = None) -> list[Verdict]:
+    """Every verdict for a saved history; ``params`` overrides the recorded bounds.
+
+    The file is read once, streamed (:mod:`chaos.checks.streamed`): a soak's history
+    is checked without ever being held in memory whole.
+    """
     source = resolve_history_path(path)
     try:
-        return History.read(source)
-    except (HistoryError, ValueError) as exc:  # json errors in the header are ValueErrors
+        ctx = context_from_path(source, params)
+    except MalformedFacts as exc:
+        raise SetupError(f"{path}: a snapshot, audit or params note is malformed: {exc}") from exc
+    except HistoryError as exc:
         raise SetupError(f"{source} is not a loomchaos history: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SetupError(f"cannot read {source}: {exc}") from exc
-
-
-def check_path(path: Path, params: CheckParams | None = None) -> list[Verdict]:
-    """Every verdict for a saved history; ``params`` overrides the recorded bounds."""
-    history = load_history(path)
-    try:
-        ctx = CheckContext.from_history(history, params)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SetupError(f"{path}: a snapshot, audit or params note is malformed: {exc}") from exc
     return run_checks(ctx)

@@ -17,10 +17,13 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from chaos.record.jsonl import Header, assemble, iter_lines, write_records
+from chaos.record.record import HistoryError, Record
+from chaos.record.sink import BatchedSink
 from chaos.record.vocabulary import (
     OUTCOMES,
     RECORD_TYPES,
@@ -43,57 +46,6 @@ __all__ = [
 ]
 
 JSONDict = dict[str, Any]
-
-
-class HistoryError(ValueError):
-    """A history that breaks its own rules (bad JSONL, a completion with no invoke)."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One line of the history.
-
-    ``ref`` links a completion (``ok``/``fail``/``info``) to the index of its
-    ``invoke``; for fault records it links every phase to the ``inject`` record.
-    """
-
-    index: int
-    type: RecordType
-    mono: float
-    wall: float
-    op: str
-    process: str = ""
-    key: str | None = None
-    ref: int | None = None
-    data: JSONDict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), default=str)
-
-    @staticmethod
-    def from_json(line: str) -> Record:
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HistoryError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
-        if not isinstance(raw, dict):
-            raise HistoryError("a history line must be a JSON object")
-        if raw.get("type") not in RECORD_TYPES:
-            raise HistoryError(f"unknown record type {raw.get('type')!r}")
-        try:
-            return Record(
-                index=int(raw["index"]),
-                type=cast(RecordType, raw["type"]),
-                mono=float(raw["mono"]),
-                wall=float(raw["wall"]),
-                op=str(raw["op"]),
-                process=str(raw.get("process", "")),
-                key=None if raw.get("key") is None else str(raw["key"]),
-                ref=None if raw.get("ref") is None else int(raw["ref"]),
-                data=dict(raw.get("data") or {}),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HistoryError(f"malformed record: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -174,6 +126,38 @@ def _window_data(inject: Record, phases: Mapping[Any, Record]) -> JSONDict:
     return merged
 
 
+def fault_windows_of(records: Iterable[Record]) -> list[FaultWindow]:
+    """The fault windows the ``fault`` records among ``records`` describe, in inject order."""
+    by_inject: dict[int, list[Record]] = {}
+    injects: list[Record] = []
+    for rec in records:
+        if rec.type != "fault":
+            continue
+        if rec.data.get("phase") == "inject":
+            injects.append(rec)
+            by_inject.setdefault(rec.index, [])
+        elif rec.ref is not None:
+            by_inject.setdefault(rec.ref, []).append(rec)
+    windows = []
+    for inj in injects:
+        phases = {r.data.get("phase"): r for r in by_inject.get(inj.index, [])}
+        healed = phases.get("healed")
+        windows.append(
+            FaultWindow(
+                name=inj.op,
+                target=inj.key or "",
+                start=inj.mono,
+                end=None if healed is None else healed.mono,
+                start_wall=inj.wall,
+                end_wall=None if healed is None else healed.wall,
+                effect_proven="effect" in phases,
+                heal_proven=healed is not None,
+                data=_window_data(inj, phases),
+            )
+        )
+    return windows
+
+
 class History:
     """Thread-safe, append-only list of records with JSONL in and out.
 
@@ -188,14 +172,20 @@ class History:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         meta: Mapping[str, Any] | None = None,
+        retain: bool = True,
     ) -> None:
+        """``retain=False`` keeps no record in memory: each goes only to the stream
+        (:meth:`stream_to_path`), and reading the history back in memory is refused.  For
+        histories too big to hold (the checker benchmark's millions of runs)."""
         self.seed = seed
+        self._retain = retain
+        self._count = 0
         self.meta: JSONDict = dict(meta or {})
         self._clock = clock
         self._wall = wall_clock
         self._records: list[Record] = []
         self._lock = threading.Lock()
-        self._sink: TextIO | None = None
+        self._sink: BatchedSink | None = None
 
     # -- writing ---------------------------------------------------------
     def _append(
@@ -212,7 +202,7 @@ class History:
     ) -> Record:
         with self._lock:
             rec = Record(
-                index=len(self._records),
+                index=self._count,
                 type=type_,
                 mono=self._clock() if mono is None else mono,
                 wall=self._wall() if wall is None else wall,
@@ -222,10 +212,11 @@ class History:
                 ref=ref,
                 data=dict(data or {}),
             )
-            self._records.append(rec)
+            self._count += 1
+            if self._retain:
+                self._records.append(rec)
             if self._sink is not None:
-                self._sink.write(rec.to_json() + "\n")
-                self._sink.flush()
+                self._sink.write(rec)
             return rec
 
     def invoke(self, op: str, process: str, key: str | None = None, **data: Any) -> Record:
@@ -270,18 +261,51 @@ class History:
         return self._append("note", op, data=data)
 
     def stream_to(self, sink: TextIO | None) -> None:
-        """Mirror every new record to ``sink`` so a killed run still leaves its history."""
+        """Mirror every new record to ``sink`` so a killed run still leaves its history.
+
+        Flushed in batches (:mod:`chaos.record.sink`); ``None`` flushes and stops.
+        """
         with self._lock:
-            self._sink = sink
+            self._swap_sink(None if sink is None else BatchedSink(sink))
+
+    def stream_to_path(self, path: Path) -> Path:
+        """Write the history so far to ``path`` (header first) and append every new record
+        as it is made, so the file is a loadable history at every moment, at most a
+        batch behind.  :meth:`close_stream` flushes and closes it."""
+        if not self._retain and self._count:
+            raise HistoryError("a history that keeps no records must stream from its start")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sink = BatchedSink(path.open("w", encoding="utf-8"), owns_file=True)
+        with self._lock:
+            sink.write_line(self._header_line())
+            for rec in self._records:
+                sink.write(rec)
+            self._swap_sink(sink)
+        return path
+
+    def close_stream(self) -> None:
+        self.stream_to(None)
+
+    @property
+    def streaming(self) -> bool:
+        """True while new records are mirrored to a stream (the file is at most 0.5 s behind)."""
+        return self._sink is not None
+
+    def _swap_sink(self, sink: BatchedSink | None) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        self._sink = sink
 
     # -- reading ---------------------------------------------------------
     @property
     def records(self) -> tuple[Record, ...]:
+        if not self._retain:
+            raise HistoryError("this history keeps no records: read its stream instead")
         with self._lock:
             return tuple(self._records)
 
     def __len__(self) -> int:
-        return len(self._records)
+        return self._count
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)
@@ -300,34 +324,7 @@ class History:
         ]
 
     def fault_windows(self) -> list[FaultWindow]:
-        by_inject: dict[int, list[Record]] = {}
-        injects: list[Record] = []
-        for rec in self.records:
-            if rec.type != "fault":
-                continue
-            if rec.data.get("phase") == "inject":
-                injects.append(rec)
-                by_inject.setdefault(rec.index, [])
-            elif rec.ref is not None:
-                by_inject.setdefault(rec.ref, []).append(rec)
-        windows = []
-        for inj in injects:
-            phases = {r.data.get("phase"): r for r in by_inject.get(inj.index, [])}
-            healed = phases.get("healed")
-            windows.append(
-                FaultWindow(
-                    name=inj.op,
-                    target=inj.key or "",
-                    start=inj.mono,
-                    end=None if healed is None else healed.mono,
-                    start_wall=inj.wall,
-                    end_wall=None if healed is None else healed.wall,
-                    effect_proven="effect" in phases,
-                    heal_proven=healed is not None,
-                    data=_window_data(inj, phases),
-                )
-            )
-        return windows
+        return fault_windows_of(self.records)
 
     def snapshots(self, name: str | None = None) -> list[Record]:
         return [r for r in self.records if r.type == "snapshot" and (name is None or r.op == name)]
@@ -339,10 +336,12 @@ class History:
     def header(self) -> JSONDict:
         return {"loomchaos_history": 1, "seed": self.seed, "meta": self.meta}
 
+    def _header_line(self) -> str:
+        return json.dumps(self.header(), sort_keys=True, default=str)
+
     def dump(self, fp: TextIO) -> None:
-        fp.write(json.dumps(self.header(), sort_keys=True, default=str) + "\n")
-        for rec in self.records:
-            fp.write(rec.to_json() + "\n")
+        fp.write(self._header_line() + "\n")
+        write_records(fp, self.records)
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,29 +350,16 @@ class History:
         return path
 
     @classmethod
-    def load(cls, fp: Iterable[str]) -> History:
-        history: History | None = None
-        for lineno, line in enumerate(fp, start=1):
-            if not line.strip():
-                continue
-            if history is None:
-                head = json.loads(line)
-                if isinstance(head, dict) and "loomchaos_history" in head:
-                    history = cls(seed=int(head.get("seed", 0)), meta=head.get("meta") or {})
-                    continue
-                history = cls()
-            try:
-                rec = Record.from_json(line)
-            except HistoryError as exc:
-                raise HistoryError(f"line {lineno}: {exc}") from exc
-            if rec.index != len(history._records):
-                raise HistoryError(
-                    f"line {lineno}: record index {rec.index}, expected {len(history._records)}"
-                )
-            history._records.append(rec)
-        return history if history is not None else cls()
+    def load(cls, fp: Iterable[str | bytes]) -> History:
+        """A history from its JSONL lines (a header line first, when there is one)."""
+        header = Header()
+        records = list(assemble(iter_lines(fp, header)))
+        history = cls(seed=header.seed, meta=header.meta)
+        history._records, history._count = records, len(records)
+        return history
 
     @classmethod
     def read(cls, path: Path) -> History:
-        with path.open(encoding="utf-8") as fp:
+        """A saved or streamed history; a last line cut by a killed writer is left out."""
+        with path.open("rb") as fp:
             return cls.load(fp)

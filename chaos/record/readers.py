@@ -35,6 +35,7 @@ Note shapes (``History.note(op, **data)``; ``key`` travels in ``data`` because
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -86,15 +87,23 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _interned(value: Any) -> str | None:
+    # A soak's snapshots repeat a few users, replicas, statuses and reasons a million
+    # times: one shared string each instead of a copy per row.
+    return None if value is None else sys.intern(str(value))
+
+
 def run_from_dict(raw: Mapping[str, Any]) -> RunRow:
     return RunRow(
-        run_id=str(raw["run_id"]),
-        agent_id=str(raw["agent_id"]),
-        user_id=_opt_str(raw.get("user_id")),
-        replica_id=_opt_str(raw.get("replica_id")),
-        status=str(raw["status"]),
-        stop_reason=_opt_str(raw.get("stop_reason")),
-        error=_opt_str(raw.get("error")),
+        # run and agent ids are interned too: the same id sits in every snapshot that
+        # shows the run, in its audit rows and in the client's record of it
+        run_id=sys.intern(str(raw["run_id"])),
+        agent_id=sys.intern(str(raw["agent_id"])),
+        user_id=_interned(raw.get("user_id")),
+        replica_id=_interned(raw.get("replica_id")),
+        status=sys.intern(str(raw["status"])),
+        stop_reason=_interned(raw.get("stop_reason")),
+        error=_interned(raw.get("error")),
         started_at=_opt_float(raw.get("started_at")),
         completed_at=_opt_float(raw.get("completed_at")),
         last_heartbeat_at=_opt_float(raw.get("last_heartbeat_at")),
@@ -113,20 +122,33 @@ def audit_to_dict(row: AuditRow) -> dict[str, Any]:
     }
 
 
-def audit_from_dict(raw: Mapping[str, Any]) -> AuditRow:
+def audit_from_dict(
+    raw: Mapping[str, Any], shared: dict[tuple[Any, ...], dict[str, object]] | None = None
+) -> AuditRow:
+    """One audit row; ``shared`` (kept by the caller across rows) lets equal row images
+    without a number in them (an insert's ``running`` image, the same for every run) be
+    one dict instead of a million equal ones.  Images are never mutated by a reader."""
     action = str(raw["action"])
     if action not in ("insert", "update", "delete"):
         raise ValueError(f"audit row {raw.get('seq')}: unknown action {action!r}")
-    old, new = raw.get("old"), raw.get("new")
     return AuditRow(
         seq=int(raw["seq"]),
-        table=str(raw["table"]),
-        action=cast(Any, action),
-        key=str(raw["key"]),
-        old=None if old is None else dict(old),
-        new=None if new is None else dict(new),
+        table=sys.intern(str(raw["table"])),
+        action=cast(Any, sys.intern(action)),
+        key=sys.intern(str(raw["key"])),
+        old=_image(raw.get("old"), shared),
+        new=_image(raw.get("new"), shared),
         at=float(raw["at"]),
     )
+
+
+def _image(value: Any, shared: dict[tuple[Any, ...], dict[str, object]] | None) -> Any:
+    if value is None:
+        return None
+    image = dict(value)
+    if shared is None or not all(v is None or isinstance(v, str | bool) for v in image.values()):
+        return image  # timestamps make an image unique: sharing would only cost memory
+    return shared.setdefault(tuple(image.items()), image)
 
 
 # -- snapshots -------------------------------------------------------------------
@@ -150,12 +172,14 @@ def record_snapshot(history: History, snap: Snapshot) -> Record:
     )
 
 
-def snapshot_from_record(rec: Record) -> Snapshot:
+def snapshot_from_record(rec: Record, runs: tuple[RunRow, ...] | None = None) -> Snapshot:
+    """The snapshot a ``db`` record stores; ``runs`` when its rows were decoded already
+    (read part by part from a file, see :mod:`chaos.record.jsonl`)."""
     data = rec.data
     return Snapshot(
         mono=float(data.get("at_mono", rec.mono)),
         wall=float(data.get("at_wall", rec.wall)),
-        runs=tuple(run_from_dict(r) for r in data.get("rows", ())),
+        runs=tuple(run_from_dict(r) for r in data.get("rows", ())) if runs is None else runs,
         replicas=tuple(
             ReplicaRow(
                 replica_id=str(r["replica_id"]),

@@ -97,7 +97,7 @@ CANCEL_CLASSES: frozenset[str] = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunRow:
     """One run as the database holds it; times are wall-clock epoch seconds."""
 
@@ -117,20 +117,20 @@ class RunRow:
         return self.status in TERMINAL
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplicaRow:
     replica_id: str
     started_at: float | None
     last_heartbeat_at: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QuotaRow:
     user_id: str
     active_count: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuditRow:
     """One transition recorded by the suite's own triggers (see the target adapter).
 
@@ -148,7 +148,7 @@ class AuditRow:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The database's state at one instant (``mono``/``wall`` on the suite's clocks)."""
 

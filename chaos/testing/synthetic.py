@@ -16,9 +16,13 @@ stale + sweep.  Quota rows count exactly the runs holding a slot.
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from chaos.checks.params import CheckParams, record_params
@@ -31,7 +35,7 @@ WALL0 = 1_700_000_000.0
 PREFIX = "tsyn"
 
 
-@dataclass
+@dataclass(slots=True)
 class SynthCancel:
     via: str
     start: float
@@ -41,7 +45,7 @@ class SynthCancel:
     cancelled: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class SynthRun:
     """One run, client side and database side (mono seconds; wall = mono + WALL0)."""
 
@@ -265,25 +269,18 @@ def _quota_counts(world: World, t: float, candidates: list[SynthRun]) -> Counter
     return Counter(r.user_id for r in candidates if r.start <= t < r.hold_end)
 
 
-def _snapshots(world: World) -> list[Snapshot]:
-    runs = sorted((r for r in world.runs if r.in_db), key=lambda r: r.start)
+def _frames(world: World) -> list[Snapshot]:
+    """Each snapshot without its run rows (replicas and quotas only: small, and the
+    quota peak sets the recorded cap before any snapshot is written)."""
     holders = sorted(world.runs, key=lambda r: r.start)
-    starts = [r.start for r in runs]
     hold_starts = [r.start for r in holders]
     longest = max([r.hold_end - r.start for r in world.runs] + [0.0])
-    snaps = []
+    frames = []
     for k, t in enumerate(world.snapshot_times):
-        final = k == len(world.snapshot_times) - 1
-        if final:
-            rows = [r.row_at(None) for r in runs] + list(world.extra_rows)
-        else:
-            lo = bisect.bisect_left(starts, t - longest - 10.0)
-            hi = bisect.bisect_right(starts, t)
-            rows = [r.row_at(t) for r in runs[lo:hi] if r.db_end is None or r.db_end >= t - 10.0]
         h_lo = bisect.bisect_left(hold_starts, t - longest)
         h_hi = bisect.bisect_right(hold_starts, t)
         counts = _quota_counts(world, t, holders[h_lo:h_hi])
-        if final:
+        if k == len(world.snapshot_times) - 1:
             for user, bump in world.final_quota_bump.items():
                 counts[user] += bump
         replicas = [
@@ -292,48 +289,83 @@ def _snapshots(world: World) -> list[Snapshot]:
             if world.reaps.get(r, float("inf")) > t
         ]
         quotas = [QuotaRow(u, n) for u, n in sorted(counts.items()) if n > 0]
-        snaps.append(Snapshot(t, WALL0 + t, tuple(rows), tuple(replicas), tuple(quotas)))
-    return snaps
+        frames.append(Snapshot(t, WALL0 + t, (), tuple(replicas), tuple(quotas)))
+    return frames
 
 
-def _audit(world: World) -> list[AuditRow]:
-    rows: list[AuditRow] = []
-    for r in world.runs:
-        if not r.in_db:
+def _snapshot_rows(world: World) -> Iterator[tuple[RunRow, ...]]:
+    """The run rows of each snapshot, one snapshot at a time (a soak's final one is
+    millions of rows: only one is built at once)."""
+    runs = sorted((r for r in world.runs if r.in_db), key=lambda r: r.start)
+    starts = [r.start for r in runs]
+    longest = max([r.hold_end - r.start for r in world.runs] + [0.0])
+    for k, t in enumerate(world.snapshot_times):
+        if k == len(world.snapshot_times) - 1:
+            yield tuple([r.row_at(None) for r in runs] + list(world.extra_rows))
             continue
-        first = r.row_at(r.start)
-        new: dict[str, object] = {
-            "status": "running",
-            "stop_reason": None,
-            "error": None,
-            "completed_at": None,
-        }
-        rows.append(AuditRow(0, "runs", "insert", r.run_id, None, new, WALL0 + r.start + 0.01))
-        if r.db_end is not None:
-            end = r.row_at(None)
-            done: dict[str, object] = {
-                "status": end.status,
-                "stop_reason": end.stop_reason,
-                "error": end.error,
-                "completed_at": end.completed_at,
-                "last_heartbeat_at": first.last_heartbeat_at,
-            }
-            rows.append(
-                AuditRow(
-                    0,
-                    "runs",
-                    "update",
-                    r.run_id,
-                    {**new, "last_heartbeat_at": first.last_heartbeat_at},
-                    done,
-                    WALL0 + r.db_end,
-                )
-            )
-    for replica, at in world.reaps.items():
-        rows.append(AuditRow(0, "replicas", "delete", replica, {"id": replica}, None, WALL0 + at))
-    rows.extend(world.extra_audit)
-    rows.sort(key=lambda a: a.at)
-    return [replace(a, seq=i + 1) for i, a in enumerate(rows)]
+        lo = bisect.bisect_left(starts, t - longest - 10.0)
+        hi = bisect.bisect_right(starts, t)
+        yield tuple(r.row_at(t) for r in runs[lo:hi] if r.db_end is None or r.db_end >= t - 10.0)
+
+
+def _snapshots(world: World) -> Iterator[Snapshot]:
+    for frame, rows in zip(_frames(world), _snapshot_rows(world), strict=True):
+        yield replace(frame, runs=rows)
+
+
+def _audit(world: World) -> Iterator[AuditRow]:
+    """The audit log in commit order (``seq`` from 1), generated in order rather than
+    sorted whole: inserts, updates and the rest each sorted by time, then merged.  Ties
+    keep the order in which the rows are listed (per run: insert, update; then reaps,
+    then the extra rows), as a stable sort of the whole list would."""
+    in_db = [r for r in world.runs if r.in_db]
+    inserted = sorted(range(len(in_db)), key=lambda i: WALL0 + in_db[i].start + 0.01)
+    ended = [i for i in range(len(in_db)) if in_db[i].db_end is not None]
+    ended.sort(key=lambda i: WALL0 + _end(in_db[i]))
+    rest = [
+        AuditRow(0, "replicas", "delete", replica, {"id": replica}, None, WALL0 + at)
+        for replica, at in world.reaps.items()
+    ] + list(world.extra_audit)
+    tail = sorted(range(len(rest)), key=lambda j: rest[j].at)
+    n = len(in_db)
+    merged = heapq.merge(
+        ((WALL0 + in_db[i].start + 0.01, 2 * i) for i in inserted),
+        ((WALL0 + _end(in_db[i]), 2 * i + 1) for i in ended),
+        ((rest[j].at, 2 * n + j) for j in tail),
+    )
+    for seq, (_, pos) in enumerate(merged, start=1):
+        if pos >= 2 * n:
+            yield replace(rest[pos - 2 * n], seq=seq)
+        elif pos % 2 == 0:
+            yield _insert_row(in_db[pos // 2], seq)
+        else:
+            yield _update_row(in_db[pos // 2], seq)
+
+
+def _end(run: SynthRun) -> float:
+    assert run.db_end is not None  # only ended runs are listed
+    return run.db_end
+
+
+def _running_image() -> dict[str, object]:
+    return {"status": "running", "stop_reason": None, "error": None, "completed_at": None}
+
+
+def _insert_row(r: SynthRun, seq: int) -> AuditRow:
+    return AuditRow(seq, "runs", "insert", r.run_id, None, _running_image(), WALL0 + r.start + 0.01)
+
+
+def _update_row(r: SynthRun, seq: int) -> AuditRow:
+    first, end = r.row_at(r.start), r.row_at(None)
+    done: dict[str, object] = {
+        "status": end.status,
+        "stop_reason": end.stop_reason,
+        "error": end.error,
+        "completed_at": end.completed_at,
+        "last_heartbeat_at": first.last_heartbeat_at,
+    }
+    old = {**_running_image(), "last_heartbeat_at": first.last_heartbeat_at}
+    return AuditRow(seq, "runs", "update", r.run_id, old, done, WALL0 + _end(r))
 
 
 def _client_records(history: History, clock: _Clock, run: SynthRun) -> None:
@@ -369,10 +401,36 @@ def render(world: World) -> History:
     """The history a scenario like ``world`` would have recorded."""
     clock = _Clock()
     history = History(seed=0, clock=clock.mono, wall_clock=clock.wall)
-    snaps = _snapshots(world)
+    _record(world, history, clock, audit_note_rows=None)
+    return history
+
+
+#: Audit rows per note when a world is written straight to a file: a reader concatenates
+#: the notes, and no single note's rows need to be held whole by the writer.
+AUDIT_NOTE_ROWS = 100_000
+
+
+def render_to_path(world: World, path: Path) -> int:
+    """Write the history of ``world`` to ``path`` without holding it; the record count.
+
+    The same records as :func:`render` (byte for byte while the audit log fits in one
+    note of :data:`AUDIT_NOTE_ROWS` rows; beyond that the log is split over notes).
+    """
+    clock = _Clock()
+    history = History(seed=0, clock=clock.mono, wall_clock=clock.wall, retain=False)
+    history.stream_to_path(path)
+    try:
+        _record(world, history, clock, audit_note_rows=AUDIT_NOTE_ROWS)
+    finally:
+        history.close_stream()
+    return len(history)
+
+
+def _record(world: World, history: History, clock: _Clock, audit_note_rows: int | None) -> None:
+    frames = _frames(world)
     params = world.params
     if world.auto_cap:
-        peak = max([q.active_count for s in snaps for q in s.quotas] + [1])
+        peak = max([q.active_count for s in frames for q in s.quotas] + [1])
         params = replace(params, per_user_cap=max(params.per_user_cap, peak))
     record_params(history, params)
     for replica, at in world.kills.items():
@@ -382,10 +440,14 @@ def render(world: World) -> History:
         history.fault("effect", "kill", replica, inject)
     for run in world.runs:
         _client_records(history, clock, run)
-    for snap in snaps:
+    for snap in _snapshots(world):
         clock.now = snap.mono
         record_snapshot(history, snap)
     if world.include_audit:
         clock.now = world.end_time
-        record_audit(history, _audit(world))
-    return history
+        rows = _audit(world)
+        if audit_note_rows is None:
+            record_audit(history, rows)
+            return
+        while chunk := list(itertools.islice(rows, audit_note_rows)):
+            record_audit(history, chunk)

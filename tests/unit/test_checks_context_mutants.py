@@ -21,8 +21,8 @@ from chaos.checks import (
     one_truth,
     terminal_is_final,
 )
-from chaos.checks.context import _opt_int
 from chaos.checks.evidence import as_epoch, quantile
+from chaos.checks.facts import _opt_int
 from chaos.checks.offline import check_path
 from chaos.checks.params import CheckParams, params_from_history, record_params
 from chaos.checks.terminal_table import TerminalWords
@@ -568,12 +568,12 @@ def test_a_quota_failure_cites_the_faults_near_its_samples_first() -> None:
 
 
 def test_an_unreadable_history_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: Path) -> None:
+    def refuse(path: Path, params: object = None) -> None:
         raise PermissionError("no access")
 
     path = tmp_path / "h.jsonl"
     path.write_text("", encoding="utf-8")
-    monkeypatch.setattr("chaos.checks.offline.History.read", refuse)
+    monkeypatch.setattr("chaos.checks.offline.context_from_path", refuse)
     with pytest.raises(SetupError) as err:
         check_path(path)
     assert str(err.value) == f"cannot read {path}: no access"

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from chaos.record.history import History, HistoryError, Record
+from chaos.record.jsonl import encode_record, read_record_at, write_records
+from chaos.record.sink import FLUSH_S, BatchedSink
+from chaos.wait import eventually_sync
 
 
 def clocked() -> History:
@@ -95,3 +100,119 @@ def test_stream_to_mirrors_records_as_they_are_written() -> None:
     h.stream_to(sink)
     h.note("first")
     assert Record.from_json(sink.getvalue().strip()).op == "first"
+
+
+# -- streaming to disk ------------------------------------------------------------------
+def test_stream_to_path_holds_every_record_so_far_and_every_new_one(tmp_path: Path) -> None:
+    h = clocked()
+    h.note("before")
+    path = h.stream_to_path(tmp_path / "live" / "h.jsonl")
+    inv = h.invoke("start_run", "w1", key="a1")
+    h.complete(inv, "ok", run_id="r_1")
+    h.snapshot("db", [{"run_id": f"r_{i}"} for i in range(3)])
+    h.close_stream()
+    loaded = History.read(path)
+    assert loaded.seed == 7 and loaded.records == h.records
+
+
+def test_a_full_batch_reaches_the_file_and_a_partial_one_waits(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    fp = path.open("w", encoding="utf-8")
+    sink = BatchedSink(fp, flush_every=3, flush_s=3600.0, owns_file=True)
+    h = clocked()
+    records = [h.note(f"n{i}") for i in range(3)]
+    for rec in records[:2]:
+        sink.write(rec)
+    assert path.read_text(encoding="utf-8") == ""
+    sink.write(records[2])
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3
+    sink.close()
+    assert fp.closed
+
+
+def test_a_quiet_stream_is_flushed_by_the_timer_so_a_hang_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    h = clocked()
+    h.stream_to_path(path)
+    h.note("last words")  # then the test "hangs": no more records, no close
+    lines = eventually_sync(
+        lambda: path.read_text(encoding="utf-8").splitlines()[1:],
+        what="the flusher to write the pending record",
+        timeout=10 * FLUSH_S + 5.0,
+        interval=0.05,
+    )
+    assert Record.from_json(lines[0]).op == "last words"
+    h.close_stream()
+
+
+def _streamed_notes(tmp_path: Path, count: int) -> Path:
+    """A history of ``count`` notes, streamed to a file and closed."""
+    h = clocked()
+    path = h.stream_to_path(tmp_path / "h.jsonl")
+    for i in range(count):
+        h.note(f"n{i}")
+    h.close_stream()
+    return path
+
+
+def test_a_history_file_cut_mid_stream_loads_up_to_the_cut(tmp_path: Path) -> None:
+    text = _streamed_notes(tmp_path, 5).read_text(encoding="utf-8")
+    cut = text[: text.index('"op":"n3"')]
+    complete_lines = cut[: cut.rindex("\n") + 1]
+    loaded = History.load(io.StringIO(complete_lines))
+    assert [r.op for r in loaded.records] == ["n0", "n1", "n2"]
+
+
+def test_split_rows_must_follow_their_record_in_full() -> None:
+    h = clocked()
+    h.snapshot("db", [{"run_id": f"r_{i}"} for i in range(5)])
+    buf = io.StringIO()
+    write_records(buf, h.records, part_size=2)
+    head, *parts = buf.getvalue().splitlines()
+    assert json.loads(head)["parts"] == {"rows": 3} and len(parts) == 3
+    with pytest.raises(HistoryError, match="end of file: record 0 still owes parts"):
+        History.load([head, *parts[:2]])
+    with pytest.raises(HistoryError, match="line 1: part of record 0 out of place"):
+        History.load([parts[0], head])
+    with pytest.raises(HistoryError, match="line 2: a header line after the first line"):
+        History.load([head, json.dumps(h.header()), *parts])
+
+
+def test_a_record_is_re_read_whole_from_its_offset(tmp_path: Path) -> None:
+    h = clocked()
+    h.note("first")
+    h.snapshot("db", [{"run_id": f"r_{i}"} for i in range(5)])
+    path = tmp_path / "h.jsonl"
+    with path.open("w", encoding="utf-8") as fp:
+        write_records(fp, h.records, part_size=2)
+    offset = len(h.records[0].to_json()) + 1
+    with path.open("rb") as fp:
+        assert read_record_at(fp, offset) == h.records[1]
+        with pytest.raises(HistoryError, match="not the start of a record"):
+            read_record_at(fp, offset + len(encode_record(h.records[1], 2)[0]) + 1)
+
+
+def test_to_json_writes_what_asdict_wrote() -> None:
+    @dataclass
+    class Inner:
+        x: int
+
+    h = clocked()
+    rec = h.note("n", inner=Inner(3), when=Path("/p"), pair=(1, 2))
+    legacy = json.dumps(asdict(rec), sort_keys=True, separators=(",", ":"), default=str)
+    assert rec.to_json() == legacy
+
+
+def test_a_file_cut_mid_line_by_a_kill_reads_up_to_its_last_whole_line(tmp_path: Path) -> None:
+    path = _streamed_notes(tmp_path, 3)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-10])  # the last record lost its tail and its newline
+    assert [r.op for r in History.read(path).records] == ["n0", "n1"]
+    path.write_bytes(whole[:-10] + b"\n" + whole.splitlines(keepends=True)[-1])
+    with pytest.raises(HistoryError, match="line 4: not JSON"):
+        History.read(path)  # a broken line with lines after it is no cut: it is an error
+    with pytest.raises(HistoryError, match="line 4: not JSON"):
+        History.load(whole[:-10].decode().splitlines())  # text lines are read strictly
+    first, second, *_ = whole.splitlines(keepends=True)
+    with pytest.raises(HistoryError, match="line 2: not JSON"):
+        History.load([first, b'{"cut', second])  # unterminated, but not the last line
