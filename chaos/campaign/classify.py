@@ -15,15 +15,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from chaos.findings import Finding, FindingFormatError, load_findings
+from chaos.findings import FINDINGS_DIR, Finding, FindingFormatError, load_findings
 
 EXIT_OK = 0
 EXIT_BREACH = 1
 EXIT_INTERRUPTED = 130
 
 _WORD = re.compile(r"[a-z_]+")
+#: The distribution whose wheel ships the write-ups as data files (pyproject.toml).
+DISTRIBUTION = "loomchaos"
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,40 @@ def repository_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def open_findings(root: Path | None = None) -> dict[str, Finding]:
-    """Open findings by id; none when the write-ups are absent or unreadable (installed copy)."""
+def shipped_findings_root(distribution: str = DISTRIBUTION) -> Path | None:
+    """Where an installed wheel put the write-ups: the folder holding ``docs/findings``.
+
+    Read from the distribution's own file list, so it holds for any install
+    scheme (venv, ``--user``, ``--prefix``); None when not installed from a wheel
+    that ships them.
+    """
     try:
-        found = load_findings(root or repository_root())
+        files = metadata.distribution(distribution).files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in files:
+        if entry.name.startswith("LC-") and entry.name.endswith(".md"):
+            path = Path(str(entry.locate())).resolve()
+            if path.parent.parts[-2:] == FINDINGS_DIR.parts and path.is_file():
+                return path.parents[2]
+    return None
+
+
+def findings_root() -> Path | None:
+    """The checkout's write-ups when running from one, else the installed copy's."""
+    root = repository_root()
+    if (root / FINDINGS_DIR).is_dir():
+        return root
+    return shipped_findings_root()
+
+
+def open_findings(root: Path | None = None) -> dict[str, Finding]:
+    """Open findings by id; none when the write-ups are absent or unreadable."""
+    root = root or findings_root()
+    if root is None:
+        return {}
+    try:
+        found = load_findings(root)
     except (OSError, FindingFormatError):
         return {}
     return {fid: f for fid, f in found.items() if f.status == "open"}

@@ -29,7 +29,8 @@ from chaos.campaign.options import (
 )
 
 HELP = {
-    "baseline": "one replica, one burst: the single-replica reference (experiment 1)",
+    "baseline": "one loomcycle process without cluster mode, one burst: the single-binary "
+    "reference (experiment 1)",
     "burst": "one wave at --scale on the cluster",
     "sweep": "the same burst across --replica-counts (experiment 2)",
     "faults": "cancels through non-owners and one SIGKILL during a burst (experiment 3)",
@@ -125,6 +126,13 @@ def _add_specific(p: argparse.ArgumentParser, name: str) -> None:
             choices=WORKLOADS,
             default="single",
             help="single-agent runs, or three-agent circuits (--scale circuits per wave)",
+        )
+    if name == "baseline":
+        p.add_argument(
+            "--cluster-mode",
+            action="store_true",
+            help="run the one replica in cluster mode instead (the write-up's r=1 row of "
+            "experiment 2); default: single-binary, no cluster mode",
         )
     if name == "sweep":
         p.add_argument(
@@ -264,6 +272,7 @@ def options_from(args: argparse.Namespace, default_build: str) -> CampaignOption
         db_sample_s=args.db_sample_s,
         segment_s=None if segment_minutes is None else segment_minutes * 60.0,
         sample_interval_s=args.sample_s,
+        cluster_mode=d.cluster_mode or getattr(args, "cluster_mode", False),
         strict=args.strict,
         out=None if args.out is None else Path(args.out),
         sabotage=args.sabotage,

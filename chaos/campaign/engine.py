@@ -8,6 +8,12 @@ sampler beside it and, for ``faults``, the injectors; then converge and run
 every checker.  The cluster is torn down whatever happens (the ``async with``
 and the cluster's own exit hook).  A leg that errors is recorded as a failed
 ``campaign`` verdict of that leg and the next leg still runs.
+
+A leg without cluster mode (the baseline, write-up experiment 1) starts the same
+cluster with one node launched as a single binary (:class:`SingleBinaryAdapter`:
+no replica id, so no coord), has no backplane to verify, drives the process at
+its own port instead of through nginx (the write-up drove the binary directly),
+and reports the cluster-only checkers as not applicable (:mod:`chaos.campaign.modes`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import asyncio
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,25 +37,30 @@ from chaos.campaign.measures import (
     merge_split,
     wave_row,
 )
+from chaos.campaign.modes import judged_checks, with_not_applicable
 from chaos.campaign.options import CampaignOptions, PhaseSpec
 from chaos.campaign.plan import Leg, segments
 from chaos.campaign.progress import CampaignProgress
 from chaos.campaign.replicas import ResourceSampler, apply_limits
+from chaos.checks import ALL_CHECKS
 from chaos.cluster.cluster import Cluster
 from chaos.cluster.spec import ResolvedImages
+from chaos.cluster.view import client_for
 from chaos.errors import SetupError
 from chaos.record.history import History
 from chaos.record.vocabulary import FAULT_KILL
 from chaos.seeds import FAULTS, stream
+from chaos.sut.base import RunClient
 from chaos.sut.loomcycle import LoomcycleAdapter
 from chaos.sut.loomcycle.campaign import (
     GaugeReader,
+    SingleBinaryAdapter,
     campaign_spec,
     read_circuit_outputs,
     sabotage_completed_run,
 )
 from chaos.sut.loomcycle.hooks import verify_backplane, wait_idle
-from chaos.sut.loomcycle.ports import gated_policy, lb_client, replica_clients, scenario_run
+from chaos.sut.loomcycle.ports import gated_policy, replica_clients, scenario_run
 from chaos.sut.loomcycle.settings import settings_of
 from chaos.verdict import Verdict
 from chaos.workload import (
@@ -101,6 +113,23 @@ def allowed_vacuous(leg: Leg, *, faults: bool = True) -> list[str]:
         if not leg.kill or not faults:
             allowed.append(NO_RECOVERY)
     return allowed
+
+
+def entry_url(cluster: Cluster, leg: Leg) -> str:
+    """Where the leg's load goes: the load balancer, or the single binary's own port."""
+    if leg.cluster_mode:
+        return cluster.lb_url
+    (only,) = cluster.replica_ids
+    return cluster.replica_url(only)
+
+
+@asynccontextmanager
+async def entry_client(cluster: Cluster, leg: Leg) -> AsyncIterator[RunClient]:
+    client = client_for(cluster, entry_url(cluster, leg))
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def _cross_share(verdicts: list[Verdict]) -> float | None:
@@ -213,18 +242,23 @@ class LegRunner:
             )
         )
         spec = self._spec()
+        single = not leg.cluster_mode
         cluster = Cluster(
             spec,
             self.images,
             session_id=self.session_id,
-            adapter=LoomcycleAdapter.for_spec(spec),
-            verify_backplane=verify_backplane,
+            adapter=(SingleBinaryAdapter if single else LoomcycleAdapter).for_spec(spec),
+            # Without cluster mode there is no backplane to prove.
+            verify_backplane=None if single else verify_backplane,
             wait_idle=wait_idle,
         )
         try:
             async with cluster:
                 await cluster.start()
-                self.progress.note(f"leg {leg.name}: cluster {cluster.id} ready")
+                self.progress.note(
+                    f"leg {leg.name}: cluster {cluster.id} ready"
+                    + ("" if leg.cluster_mode else " (single binary, no cluster mode)")
+                )
                 await apply_limits(
                     cluster, [(r, lim) for r, lim in self.opts.limits if r in cluster.replica_ids]
                 )
@@ -273,7 +307,7 @@ class LegRunner:
                     campaign_t=self.t,
                     interval_s=opts.sample_interval_s,
                 ),
-                lb_client(cluster) as lb,
+                entry_client(cluster, leg) as lb,
             ):
                 workload = self._workload(history)
                 largest = max(p.scale for p in phases) * workload.runs_per_unit
@@ -305,7 +339,7 @@ class LegRunner:
                 done = completed_circuits(history.records)
                 if done:
                     token = settings_of(cluster.spec).auth_token
-                    await read_circuit_outputs(cluster.lb_url, token, history, done)
+                    await read_circuit_outputs(entry_url(cluster, leg), token, history, done)
                 if opts.sabotage:
                     sabotaged = await sabotage_completed_run(cluster.pg_dsn, prefix)
                     self.result.notes.append(f"sabotage: run {sabotaged} rewritten to failed")
@@ -314,7 +348,15 @@ class LegRunner:
                 self.progress.note(
                     f"{name}: converged={convergence.converged} in {convergence.waited_s:.1f}s"
                 )
-            verdicts = run.verdicts(allow_vacuous=allowed_vacuous(leg, faults=faults))
+            checks = list(ALL_CHECKS)
+            verdicts = with_not_applicable(
+                run.verdicts(
+                    judged_checks(checks, leg.cluster_mode),
+                    allow_vacuous=allowed_vacuous(leg, faults=faults),
+                ),
+                checks,
+                leg.cluster_mode,
+            )
             self.result.verdicts.extend((name, v) for v in verdicts)
             self.result.split = merge_split([self.result.split, load_split(convergence.final.runs)])
             share = _cross_share(verdicts)

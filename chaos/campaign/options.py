@@ -69,11 +69,14 @@ class Defaults:
     repetitions: int = 3
     db_sample_s: float = 0.5
     segment_s: float | None = None
+    #: False: loomcycle without cluster mode (one process, no coord), the baseline's mode.
+    cluster_mode: bool = True
 
 
 DEFAULTS: Mapping[str, Defaults] = {
-    # Experiment 1: one replica, one burst (cluster mode with one replica, see the README).
-    "baseline": Defaults(replicas=1, scale=40),
+    # Experiment 1: the single-binary reference: one loomcycle process without cluster
+    # mode (same Postgres store, no coord), one burst, driven at the process directly.
+    "baseline": Defaults(replicas=1, scale=40, cluster_mode=False),
     "burst": Defaults(),
     # Experiment 2: the same burst across replica counts.
     "sweep": Defaults(),
@@ -118,6 +121,8 @@ class CampaignOptions:
     db_sample_s: float = 1.0
     segment_s: float | None = None
     sample_interval_s: float = 1.0
+    #: False: every leg runs loomcycle without cluster mode (one process; the baseline).
+    cluster_mode: bool = True
     strict: bool = False
     out: Path | None = None
     sabotage: bool = False
@@ -151,6 +156,7 @@ class CampaignOptions:
             "db_sample_s": self.db_sample_s,
             "segment_s": self.segment_s,
             "sample_interval_s": self.sample_interval_s,
+            "cluster_mode": self.cluster_mode,
             "strict": self.strict,
             "sabotage": self.sabotage,
         }

@@ -33,6 +33,8 @@ class Leg:
     side: str = ""
     #: Judge in segments of at most this long (soak), each its own scenario frame.
     segment_s: float | None = None
+    #: False: loomcycle without cluster mode, one process driven directly (the baseline).
+    cluster_mode: bool = True
 
 
 def _leg(opts: CampaignOptions, index: int, name: str, **changes: object) -> Leg:
@@ -43,6 +45,7 @@ def _leg(opts: CampaignOptions, index: int, name: str, **changes: object) -> Leg
         "cancels": opts.cancels,
         "kill": opts.kill,
         "segment_s": opts.segment_s,
+        "cluster_mode": opts.cluster_mode,
     }
     fields.update(changes)
     return Leg(index=index, name=name, **fields)  # type: ignore[arg-type]

@@ -6,7 +6,12 @@ against real clusters (Postgres, Toxiproxy, nginx, loomcycle).
   history's back): ``terminal_is_final`` breaks, which no finding explains, so the
   exit code is 1 and the breach is listed as new;
 * Ctrl-C while the cluster runs: exit 130, what was collected is written, and no
-  container, network or volume of the child is left.
+  container, network or volume of the child is left;
+* the report in headless Chromium, provisioned as the suite's other tools are
+  (reused, else installed from Debian's ``chromium`` as root): no console output,
+  a screenshot; a page that writes to the console fails;
+* (``slow``) the wheel: built, installed into a clean venv and used from outside
+  the checkout (``scripts/check_wheel.sh``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +31,9 @@ import docker
 import pytest
 
 from chaos.campaign.data import FILES
+from chaos.campaign.report import render_report
 from chaos.labels import LABEL_PID
+from chaos.provision.browser import ensure_chromium
 from chaos.wait import WaitTimeout
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
@@ -33,6 +41,13 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 SMALLEST = ["burst", "--scale", "12", "--replicas", "3", "--seed", "11"]
 #: A campaign child gets this long (start, one short wave, converge, teardown: ~30 s here).
 CHILD_TIMEOUT_S = 300.0
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "scripts" / "screenshot_report.sh"
+REPORT_FIXTURE = ROOT / "tests" / "unit" / "data" / "campaign" / "soak"
+#: The script's own Chromium deadline is 90 s; rendering the page takes seconds.
+SCREENSHOT_TIMEOUT_S = 150.0
+#: Wheel build, clean install (~50 s), setup, the smallest campaign, the smoke test.
+WHEEL_CHECK_TIMEOUT_S = 900.0
 
 
 def campaign(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -128,3 +143,57 @@ def test_ctrl_c_tears_down_and_keeps_what_it_had(tmp_path: Path, chaos_provision
     assert summary["interrupted"] is True and summary["exit_code"] == 130
     assert len(list(csv.DictReader((out / "waves.csv").open()))) >= 1
     assert _objects_of(proc.pid) == [], "the interrupted campaign left Docker objects"
+
+
+def _screenshot(folder: Path, browser_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{browser_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env["PYTHON"] = sys.executable  # Pillow trims the blank rows
+    return subprocess.run(
+        ["bash", str(SCREENSHOT), str(folder), "1200", "6000"],
+        capture_output=True,
+        text=True,
+        timeout=SCREENSHOT_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+
+
+def test_the_report_opens_in_headless_chromium(tmp_path: Path) -> None:
+    browser = ensure_chromium(progress=print)
+    print(
+        f"chromium: {browser.path} "
+        + ("(reused)" if browser.install_s is None else f"(installed in {browser.install_s:.0f}s)")
+    )
+    report = tmp_path / "soak"
+    shutil.copytree(REPORT_FIXTURE, report)  # every chart, a kill, cancels, two replicas
+    render_report(report)
+    done = _screenshot(report, browser.path.parent)
+    assert done.returncode == 0, done.stderr
+    assert (report / "report.png").stat().st_size > 10_000
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "report.html").write_text("<html><script>console.error('boom')</script></html>")
+    failed = _screenshot(broken, browser.path.parent)
+    assert failed.returncode == 1
+    assert "wrote to the console" in failed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(WHEEL_CHECK_TIMEOUT_S + 60)
+def test_the_wheel_installs_and_runs_outside_the_checkout(
+    tmp_path: Path, chaos_provisioned: Any
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LOOMCHAOS_DOCKER_LOCK"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "check_wheel.sh"), str(tmp_path / "wheel")],
+        capture_output=True,
+        text=True,
+        timeout=WHEEL_CHECK_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "check_wheel: ok" in done.stdout
+    # The phase times (build, install, setup, run --smallest, smoke test), for -s or -rP.
+    phases = ("build:", "install:", "setup:", "run --smallest:", "smoke test:")
+    print("\n".join(line for line in done.stdout.splitlines() if line.startswith(phases)))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from chaos.campaign.classify import (
     EXIT_BREACH,
@@ -10,10 +13,12 @@ from chaos.campaign.classify import (
     EXIT_OK,
     exit_code,
     findings_by_invariant,
+    findings_root,
     judge,
     known_and_new,
     open_findings,
     repository_root,
+    shipped_findings_root,
 )
 from chaos.campaign.run import point_latest
 from chaos.verdict import Verdict
@@ -83,3 +88,44 @@ def test_latest_link_is_replaced_but_a_real_folder_is_left(tmp_path: Path) -> No
     (reports / "latest").unlink()
     (reports / "latest").mkdir()
     assert "left alone" in point_latest(first, reports)
+
+
+# -- the write-ups an installed wheel ships (share/loomchaos/docs/findings) --------------
+
+
+def _fake_distribution(site: Path, name: str, listed: str) -> None:
+    """A dist-info folder whose RECORD lists ``listed`` (relative to ``site``)."""
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "RECORD").write_text(f"{listed},,\n{info.name}/METADATA,,\n")
+
+
+def test_an_installed_wheels_findings_are_found_from_its_file_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    data = tmp_path / "share" / "loomchaos"
+    (data / "docs" / "findings").mkdir(parents=True)
+    shutil.copy(repository_root() / "docs" / "findings" / "LC-003.md", data / "docs" / "findings")
+    _fake_distribution(site, "fakechaos", "../share/loomchaos/docs/findings/LC-003.md")
+    monkeypatch.syspath_prepend(str(site))
+    root = shipped_findings_root("fakechaos")
+    assert root == data.resolve()
+    assert sorted(open_findings(root)) == ["LC-003"]
+
+
+def test_a_distribution_without_findings_ships_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "notes").mkdir(parents=True)
+    (site / "notes" / "LC-003.md").write_text("---\n---\n")  # an LC file, not under docs/findings
+    _fake_distribution(site, "otherchaos", "notes/LC-003.md")
+    monkeypatch.syspath_prepend(str(site))
+    assert shipped_findings_root("otherchaos") is None
+    assert shipped_findings_root("no-such-distribution-here") is None
+
+
+def test_a_checkout_reads_its_own_write_ups_first() -> None:
+    assert findings_root() == repository_root()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaos.campaign.report import CampaignDataError, render_report
+from chaos.campaign.report.render import target_mode
 from chaos.testing.imports import ImportGraph
 
 FIXTURES = Path(__file__).parent / "data" / "campaign"
@@ -180,3 +181,26 @@ def test_the_report_opens_in_headless_chromium_without_console_output(soak_repor
     )
     assert failed.returncode == 1
     assert "wrote to the console" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "mode"),
+    [
+        ({"cluster_mode": False}, "single binary (no cluster mode)"),
+        ({"cluster_mode": True}, "cluster mode"),
+        ({}, "cluster mode"),  # folders written before the option existed: all cluster mode
+        (None, "cluster mode"),
+    ],
+)
+def test_the_report_says_how_the_target_ran(options: object, mode: str) -> None:
+    assert target_mode({"options": options}) == mode
+
+
+def test_the_single_binary_mode_is_in_the_reports_header(tmp_path: Path) -> None:
+    out = _copy("soak", tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    summary.setdefault("options", {})["cluster_mode"] = False
+    (out / "summary.json").write_text(json.dumps(summary))
+    render_report(out)
+    assert "· single binary (no cluster mode) ·" in (out / "report.html").read_text()
+    assert "· single binary (no cluster mode) ·" in (out / "report.md").read_text()

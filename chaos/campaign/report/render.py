@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,15 @@ def _wall(seconds: Any) -> str:
     return f"{int(minutes)} min {secs:.0f} s" if minutes else f"{secs:.1f} s"
 
 
+def target_mode(summary: Mapping[str, Any]) -> str:
+    """How the target ran: cluster mode (every campaign folder before the option existed)
+    or the single binary of the baseline."""
+    options = summary.get("options")
+    if isinstance(options, Mapping) and options.get("cluster_mode") is False:
+        return "single binary (no cluster mode)"
+    return "cluster mode"
+
+
 def render_report(out_dir: Path) -> Path:
     """Render ``out_dir``'s report; returns the path of ``report.html``."""
     data = load_campaign(out_dir)
@@ -87,6 +97,7 @@ def render_report(out_dir: Path) -> Path:
             k: summary.get(k, "-") for k in ("build", "seed", "started_at_utc", "exit_code")
         },
         "wall": _wall(summary.get("wall_s")),
+        "mode": target_mode(summary),
         "verdicts": verdict_rows(summary),
         "known": ", ".join(str(k) for k in summary.get("known") or []),
         "new": ", ".join(str(k) for k in summary.get("new") or []),

@@ -35,8 +35,8 @@ section .facts { flex: 2 1 420px; min-width: 0; overflow-x: auto; }
 <body>
 <h1>{{ title }}</h1>
 <div class="meta">
-build {{ summary.build }} · seed {{ summary.seed }} · started {{ summary.started_at_utc }} ·
-wall {{ wall }} · exit code {{ summary.exit_code }}
+build {{ summary.build }} · {{ mode }} · seed {{ summary.seed }} ·
+started {{ summary.started_at_utc }} · wall {{ wall }} · exit code {{ summary.exit_code }}
 </div>
 <h2>Verdicts</h2>
 {% if verdicts %}
@@ -79,8 +79,8 @@ wall {{ wall }} · exit code {{ summary.exit_code }}
 
 MARKDOWN = """# {{ title }}
 
-build {{ summary.build }} · seed {{ summary.seed }} · started {{ summary.started_at_utc }} \
-· wall {{ wall }} · exit code {{ summary.exit_code }}
+build {{ summary.build }} · {{ mode }} · seed {{ summary.seed }} \
+· started {{ summary.started_at_utc }} · wall {{ wall }} · exit code {{ summary.exit_code }}
 
 ## Verdicts
 

@@ -1,5 +1,6 @@
 """The loomcycle side of a campaign: its /metrics gauges, the cluster a campaign asks for,
-and the test-only sabotage that breaks an invariant behind the history's back.
+the single-binary launch of the baseline, and the test-only sabotage that breaks an
+invariant behind the history's back.
 
 The gauge names are read from v1.59.0's ``internal/api/http/metrics_prom.go``
 (``handleMetricsProm``, served at ``GET /metrics`` with admin scope): a live
@@ -14,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
+from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.spec import ClusterSpec
 from chaos.record.history import History
 from chaos.record.readers import circuit_output_keys, record_circuit_outputs
+from chaos.sut.base import Health
+from chaos.sut.loomcycle.adapter import LoomcycleAdapter
 from chaos.sut.loomcycle.client import LoomcycleClient
 from chaos.sut.loomcycle.settings import CRASH_TIMERS, MockProvider, Timers, loomcycle_spec
 from chaos.sut.postgres import like_prefix
@@ -122,6 +126,81 @@ def campaign_spec(
         replica_env=tuple(sorted((replica_env or {}).items())),
         destructive=True,
     )
+
+
+# -- single-binary mode: the baseline (write-up experiment 1) ------------------------
+
+#: Cluster mode's switch: loomcycle v1.59.0 enters it only when this is set
+#: (cmd/loomcycle/main.go:2375-2386, internal/config/config.go:4242); unset, the
+#: same binary on the same Postgres store runs without coord: no replicas table,
+#: no LISTEN/NOTIFY backplane, per-user slots counted in the process.
+REPLICA_ID_ENV = "LOOMCYCLE_REPLICA_ID"
+
+#: Checkers with nothing to judge without cluster mode, and why (the campaign reports
+#: them as not applicable, chaos.campaign.modes).
+CLUSTER_ONLY: Mapping[str, str] = {
+    "no_quota_leaks": (
+        "per-user slots are counted inside the process without cluster mode "
+        "(loomcycle internal/coord/user_quota_store.go:12-16); the user_quotas table "
+        "this checker reads is never written"
+    ),
+    "load_spread": (
+        "one process owns every run and runs.replica_id stays NULL without cluster "
+        "mode (loomcycle internal/store/store.go:744): there is no spread to judge"
+    ),
+}
+
+
+def single_binary_health(health: Health, replica_id: str) -> Health:
+    """A single-binary ``/healthz`` read as the cluster's readiness wants it.
+
+    Outside cluster mode ``/healthz`` has no cluster view (server.go:3301: no
+    ``replica_id``, no ``replicas``), so the one process is ready when it says
+    ok and has none: it is then listed as ``replica_id``, the one node the
+    cluster started.  A body *with* a cluster view means the process is in
+    cluster mode after all: not ready, so the leg fails at start instead of
+    measuring the wrong mode.
+    """
+    if not health.ok or health.replica_id is not None or health.replica_ids is not None:
+        return Health(
+            ok=False, replica_id=health.replica_id, version=health.version, replica_ids=None
+        )
+    return Health(ok=True, replica_id=None, version=health.version, replica_ids=(replica_id,))
+
+
+class SingleBinaryClient(LoomcycleClient):
+    """A client of the one single-binary process; only its health reading differs."""
+
+    def __init__(self, base_url: str, token: str | None, replica_id: str) -> None:
+        super().__init__(base_url, token)
+        self.replica_id = replica_id
+
+    async def health(self) -> Health:
+        return single_binary_health(await super().health(), self.replica_id)
+
+
+class SingleBinaryAdapter(LoomcycleAdapter):
+    """loomcycle without cluster mode: the replica launch minus the replica id.
+
+    Everything else is the cluster replica's launch (Postgres store, timers,
+    mock provider, caps), so the baseline differs from a one-replica cluster in
+    the mode alone.  One node only: the cluster's node id (``r1``) names it.
+    """
+
+    replica_id = "r1"
+
+    def replica_launch(self, spec: ClusterSpec, replica_id: str, pg_dsn: str) -> ReplicaLaunch:
+        if spec.replicas != 1 or replica_id != self.replica_id:
+            raise ValueError(
+                f"single-binary mode runs one process ({self.replica_id}); got "
+                f"{spec.replicas} replica(s), asked for {replica_id!r}"
+            )
+        launch = super().replica_launch(spec, replica_id, pg_dsn)
+        env = {k: v for k, v in launch.env.items() if k != REPLICA_ID_ENV}
+        return replace(launch, env=env)
+
+    def client(self, base_url: str) -> SingleBinaryClient:
+        return SingleBinaryClient(base_url, self.auth_token, self.replica_id)
 
 
 async def read_circuit_outputs(
