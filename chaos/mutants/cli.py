@@ -24,7 +24,7 @@ from chaos.mutants.report import (
     score,
     score_line,
 )
-from chaos.mutants.scenarios import DEFAULT_SCENARIOS
+from chaos.mutants.scenarios import DEFAULT_SCENARIOS, split_selection
 from chaos.sut.loomcycle import build as target_build
 
 ENV_LOCK = "LOOMCHAOS_DOCKER_LOCK"
@@ -76,15 +76,7 @@ def select(patches: list[Patch], globs: list[str]) -> list[Patch]:
 
 
 def _scenarios(expr: str | None) -> tuple[str, ...]:
-    if expr is None:
-        return DEFAULT_SCENARIOS
-    try:
-        parts = tuple(shlex.split(expr))
-    except ValueError as exc:
-        raise SetupError(f"--scenarios {expr!r}: {exc}") from None
-    if not parts:
-        raise SetupError("--scenarios is empty")
-    return parts
+    return DEFAULT_SCENARIOS if expr is None else split_selection(expr)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,18 +23,34 @@ from typing import Any, Protocol
 from chaos.report.junit import read_junit
 from chaos.sut.loomcycle import build as target_build
 
-#: Measured here (docs/mutants/): about 4 min a run.  Smoke, every cancel
-#: scenario, a SIGKILL and a SIGTERM of a replica owning runs: they reach the
-#: quota path, both sweepers, the cancel path, shutdown, the heartbeat,
-#: stop_reason assignment and event writing.
+#: The gate set (also ``loomchaos gate``'s default): smoke, every cancel scenario, a
+#: SIGKILL and both SIGTERMs of a replica owning runs (runs longer and shorter than the
+#: drain), the per-user cap: about 5.5 min a run here.  They reach the quota path, both
+#: sweepers, the cancel path, shutdown, the heartbeat, stop_reason assignment and event
+#: writing; the cancel windows and the freeze (slow) are added by --scenarios.
 DEFAULT_SCENARIOS: tuple[str, ...] = (
     "tests/chaos/test_smoke.py",
     "tests/chaos/test_scenario_cancel.py",
     "tests/chaos/test_scenario_crash.py::test_kill_replica_owning_runs",
     "tests/chaos/test_scenario_crash.py::test_graceful_stop_replica_owning_runs",
+    "tests/chaos/test_scenario_crash.py::test_graceful_stop_with_every_run_inside_the_drain",
+    "tests/chaos/test_scenario_quota_cap.py",
 )
 #: The whole subprocess: the scenarios' own pytest timeouts are shorter.
 RUN_TIMEOUT_S = 3600
+
+
+def split_selection(expr: str, option: str = "--scenarios") -> tuple[str, ...]:
+    """A pytest selection given as one string, split like a shell; one-line errors."""
+    from chaos.errors import SetupError
+
+    try:
+        parts = tuple(shlex.split(expr))
+    except ValueError as exc:
+        raise SetupError(f"{option} {expr!r}: {exc}") from None
+    if not parts:
+        raise SetupError(f"{option} is empty")
+    return parts
 
 
 @dataclass(frozen=True)

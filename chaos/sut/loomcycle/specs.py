@@ -7,7 +7,13 @@ only where its scenario needs it, and says why.
 
 from __future__ import annotations
 
-from chaos.sut.loomcycle.settings import CRASH_TIMERS, MockProvider, loomcycle_spec, with_settings
+from chaos.sut.loomcycle.settings import (
+    CRASH_TIMERS,
+    MockProvider,
+    Timers,
+    loomcycle_spec,
+    with_settings,
+)
 
 #: Issue 3's smoke: 3 replicas, mock runs of ~2 s (long enough that a run is still
 #: running when a test cancels it, short enough that 60 runs take seconds), the
@@ -39,3 +45,12 @@ PROVIDER_STORM_SPEC = with_settings(
 #: One run at a time per replica, so further runs queue inside the replica (their
 #: POSTs hold a quota slot in user_quotas, but no run row yet); crash timers.
 QUEUEING_SPEC = with_settings(CRASH_SPEC, max_concurrent_runs=1)
+
+#: Cancels aimed at a killed owner's runs in every window the contract defines: the
+#: cancel path judges an owner dead after a fixed 90 s, so the sweeper's stale threshold
+#: must lie well above 90 s + the ack timeout for the "judged dead, not reaped" window to
+#: exist (130 s: a 40 s window).  The per-run heartbeat stale stays above stale + sweep +
+#: margin, so reaping stays the replicas sweeper's job.  Runs of ~10 s (CRASH_SPEC).
+CANCEL_WINDOWS_SPEC = with_settings(
+    CRASH_SPEC, timers=Timers(replica_stale_ms=130_000, heartbeat_stale_ms=240_000)
+)
