@@ -10,8 +10,11 @@ Sub-commands:
 * ``check``  re-run every checker offline on a saved history or artifact folder;
 * ``sweep``  remove what a killed session left behind (only objects whose owning pid is gone);
 * ``mutants`` build planted defects of the target, run gate scenarios, score the suite.
+* ``gate`` the release gate: a candidate build judged against a baseline build.
+* ``replay`` re-run a failed test from its artifact folder (same seed, same fault schedule).
 
-User errors print one line and exit 2; a failing verdict exits 1.
+User errors print one line and exit 2; a failing verdict exits 1 (``gate`` exits 3
+when the environment fails: no engine, no build, a target never healthy).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from pathlib import Path
 
 from chaos import __version__
 from chaos.errors import SetupError
+from chaos.gate.cli import add_parser as add_gate_parser
 from chaos.mutants.cli import add_parser as add_mutants_parser
+from chaos.replay import add_parser as add_replay_parser
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
@@ -134,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sweep.set_defaults(func=_cmd_sweep)
 
     add_mutants_parser(sub)
+    add_gate_parser(sub)
+    add_replay_parser(sub)
     return parser
 
 

@@ -12,7 +12,9 @@ from the target's source.  It lives in two places that must agree:
   finding is closed on purpose, never silently.
 
 Front matter is the plain ``key: value`` block between two ``---`` lines;
-``source_lines`` is a comma-separated list of ``path:line[-line]``.
+``source_lines`` is a comma-separated list of ``path:line[-line]``.  An
+optional ``scenarios`` key lists (comma-separated) the other tests where the
+finding shows, so the release gate (:mod:`chaos.gate`) can tell it is known.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Finding:
     reproduction: str
     status: str
     path: Path
+    #: Tests besides ``reproduction`` where the finding shows (optional front matter).
+    scenarios: tuple[str, ...] = ()
 
 
 class FindingFormatError(ValueError):
@@ -88,6 +92,7 @@ def finding_from(path: Path) -> Finding:
         reproduction=raw["reproduction"],
         status=raw["status"],
         path=path,
+        scenarios=tuple(s.strip() for s in raw.get("scenarios", "").split(",") if s.strip()),
     )
 
 

@@ -16,6 +16,7 @@ fixtures of the suite:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -29,6 +30,8 @@ import pytest
 
 from chaos.labels import new_session_id, test_prefix
 from chaos.record.history import History
+from chaos.replay import build_meta
+from chaos.report.hang import HangWatch
 from chaos.report.outcome import REPORT_KEY, report_failed
 from chaos.seeds import FAULTS, HYPOTHESIS, Replay, TestSeed, stream, stream_seed
 from chaos.seeds import derive_test_seed as derive_test_seed
@@ -112,6 +115,36 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.hypothesis_seed = stream_seed(seed, HYPOTHESIS)
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+
+
+def _timeout_of(item: pytest.Item) -> float | None:
+    marker = item.get_closest_marker("timeout")
+    if marker is None:
+        return None
+    value = marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+    return float(value) if value else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """Watch every test with a timeout: if it hangs, leave its artifacts before the end."""
+    timeout = _timeout_of(item)
+    watch = None
+    if timeout is not None:
+        session_id = item.config.stash[_SESSION_KEY]
+        root = Path(item.config.getoption("--chaos-artifacts"))
+        watch = HangWatch(
+            item.nodeid,
+            timeout,
+            root / session_id / _slug(item.nodeid),
+            session_id,
+            lambda: item.stash.get(_HISTORY_KEY, None),
+        ).start()
+    try:
+        yield
+    finally:
+        if watch is not None:
+            watch.cancel()
 
 
 def session_seed(config: pytest.Config) -> int:
@@ -230,14 +263,23 @@ def chaos_history(
     artifact folder when the test fails."""
     replay = replay_for(request.node)
     # The meta says how to replay the test, so a saved history.jsonl carries it too.
-    history = History(seed=chaos_seed, meta=replay.to_meta())
+    meta = {**replay.to_meta(), "build": build_meta()}
+    history = History(seed=chaos_seed, meta=meta)
     request.node.stash[_HISTORY_KEY] = history
-    yield history
+    # Streamed as it grows, so a test killed or hung midway still leaves its history;
+    # kept only if the test fails.
+    path = history.stream_to_path(chaos_artifacts / "history.jsonl")
+    try:
+        yield history
+    finally:
+        history.close_stream()
     windows = history.fault_windows()
     if windows:
         record_property("chaos_fault_timeline", json.dumps([w.describe() for w in windows]))
-    if report_failed(request.node):
-        history.save(chaos_artifacts / "history.jsonl")
+    if not report_failed(request.node):
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: another fixture left something
+            path.parent.rmdir()
 
 
 @pytest.fixture

@@ -342,7 +342,7 @@ async def crash_and_cancel_in_each_window(
     return run, canceller
 
 
-#: The invariant the cancel path's dead-owner mark breaks (its slot is never given back).
+#: The invariant the cancel path's dead-owner mark breaks (LC-005: its slot is never given back).
 DEAD_OWNER_MARK_LEAK = "no_quota_leaks"
 
 

@@ -10,6 +10,7 @@ second target ships its own module like this one and an entry point.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,67 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from chaos.errors import SetupError
 from chaos.report.outcome import report_failed
+from chaos.sut.loomcycle import target_config
+
+OPT_TARGET_CONFIG = "--chaos-target-config"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("loomchaos").addoption(
+        OPT_TARGET_CONFIG,
+        default=None,
+        help="YAML with the loomcycle env and config you deploy (env: and config: sections); "
+        f"every cluster runs it (env {target_config.ENV_TARGET_CONFIG})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put ``--chaos-target-config`` in force before test modules build their specs."""
+    path = config.getoption(OPT_TARGET_CONFIG)
+    if path:
+        os.environ[target_config.ENV_TARGET_CONFIG] = str(Path(path).resolve())
+    try:
+        target_config.active()
+    except SetupError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    cfg = target_config.active()
+    if cfg is None:
+        return []
+    from chaos.sut.loomcycle.advice import advisories
+    from chaos.sut.loomcycle.settings import loomcycle_spec, settings_of
+
+    notes = advisories(settings_of(loomcycle_spec()), cfg)
+    return [f"loomchaos: target config {cfg.path}"] + [f"  advisory: {n}" for n in notes]
+
+
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    return target_config.redact(value, secrets) if isinstance(value, str) else value
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Take the target config's secrets out of what JUnit and the terminal show."""
+    cfg = target_config.active()
+    secrets = target_config.secrets(cfg) if cfg else []
+    if not secrets:
+        return
+    if report.longrepr is not None:
+        report.longrepr = target_config.redact(str(report.longrepr), secrets)
+    report.sections = [(k, _scrub(v, secrets)) for k, v in report.sections]
+    report.user_properties = [(k, _scrub(v, secrets)) for k, v in report.user_properties]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Take the secrets out of every artifact the session wrote (logs, histories)."""
+    cfg = target_config.active()
+    secrets = target_config.secrets(cfg) if cfg else []
+    root = Path(session.config.getoption("--chaos-artifacts"))
+    if secrets and root.is_dir():
+        target_config.redact_tree(root, secrets)
 
 
 def missing_target_message(error: str | None) -> str:
@@ -88,6 +149,12 @@ async def chaos_cluster_for(
         if with_replicas:
             for key, value in (await _contract_once(cluster)).items():
                 record_property(key, value)
+        if target_config.active() is not None:
+            from chaos.sut.loomcycle.advice import advisories
+            from chaos.sut.loomcycle.settings import settings_of
+
+            notes = advisories(settings_of(cluster.spec), target_config.active())
+            record_property("target_config_advisories", json.dumps(notes))
         return cluster
 
     yield acquire

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chaos.cluster.spec import ClusterSpec
+from chaos.sut.loomcycle import target_config
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class LoomcycleSettings:
     #: The largest circuit id declared at boot (0 = no circuit agents).
     circuits: int = 0
     auth_token: str = "loomchaos-token"
+    #: The user's loomcycle yaml, merged over the suite's (JSON text; ``target_config``).
+    config_overlay: str = "{}"
+    #: The ``--target-config`` file these settings come from ('' for the suite's presets).
+    user_config: str = ""
 
     def __post_init__(self) -> None:
         if self.max_runs_per_user < 0:
@@ -94,14 +99,37 @@ def _split(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return ours, rest
 
 
+def _deployed(spec: ClusterSpec) -> ClusterSpec:
+    """``spec`` with the user's ``--target-config`` in force, when one is (it wins last:
+    a scenario's timer preset protects the default run only)."""
+    cfg = target_config.active()
+    if cfg is None:
+        return spec
+    _, _, env = target_config.changes(cfg)
+    replica_env = {**dict(spec.replica_env), **env}
+    return replace(
+        spec,
+        target=deployed_settings(settings_of(spec), cfg),
+        replica_env=tuple(sorted(replica_env.items())),
+    )
+
+
+def deployed_settings(
+    settings: LoomcycleSettings, cfg: target_config.TargetConfig
+) -> LoomcycleSettings:
+    """``settings`` with a target config's timers, caps, token and yaml in force."""
+    fields, timers, _ = target_config.changes(cfg)
+    return replace(settings, timers=replace(settings.timers, **timers), **fields)
+
+
 def loomcycle_spec(**fields: Any) -> ClusterSpec:
     """A ClusterSpec from infrastructure and loomcycle fields given side by side."""
     ours, rest = _split(fields)
-    return ClusterSpec(target=LoomcycleSettings(**ours), **rest)
+    return _deployed(ClusterSpec(target=LoomcycleSettings(**ours), **rest))
 
 
 def with_settings(spec: ClusterSpec, **changes: Any) -> ClusterSpec:
     """``spec`` with some infrastructure and/or loomcycle fields changed."""
     ours, rest = _split(changes)
     target = replace(settings_of(spec), **ours) if ours else spec.target
-    return replace(spec, target=target, **rest)
+    return _deployed(replace(spec, target=target, **rest))
