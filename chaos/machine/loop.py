@@ -22,6 +22,18 @@ class StepTimeout(TimeoutError):
     """A machine step's async work did not finish within its deadline."""
 
 
+async def bounded_step(work: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+    """Await ``work``; :class:`StepTimeout` (naming ``what``) if it takes over ``timeout``."""
+    scope = asyncio.timeout(timeout)
+    try:
+        async with scope:
+            return await work
+    except TimeoutError as exc:
+        if scope.expired():  # ours, not a timeout raised inside ``work``
+            raise StepTimeout(f"{what} did not finish within {timeout:.1f}s") from exc
+        raise
+
+
 class MachineLoop:
     """An event loop owned by one machine run; call :meth:`close` (or use :func:`machine_loop`)."""
 
@@ -44,14 +56,7 @@ class MachineLoop:
             raise RuntimeError(f"machine loop is closed; cannot run {what}")
 
         async def bounded() -> T:
-            scope = asyncio.timeout(timeout)
-            try:
-                async with scope:
-                    return await work
-            except TimeoutError as exc:
-                if scope.expired():  # ours, not a timeout raised inside ``work``
-                    raise StepTimeout(f"{what} did not finish within {timeout:.1f}s") from exc
-                raise
+            return await bounded_step(work, timeout, what)
 
         return self._loop.run_until_complete(bounded())
 

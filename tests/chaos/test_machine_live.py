@@ -1,0 +1,198 @@
+"""Issue 12: the Hypothesis state machine on a live 3-replica cluster of the target.
+
+Three tests, all ``slow`` until their cost and stability are measured:
+
+* ``test_live_machine_replays_saved_regressions``: every saved program under
+  ``tests/regressions/live_machine/`` (at most the profile's bound), replayed
+  once; a file naming a ``finding`` is a strict xfail (``known_finding``);
+* ``test_live_machine_explores``: new examples under the profile
+  (``LOOMCHAOS_MACHINE_PROFILE=ci|deep``, default ``ci``); a failure is saved as
+  a regression file and fails the test with the shrunk program;
+* ``test_live_machine_fails_shrinks_saves_and_replays``: a machine whose model
+  is wrong on purpose must fail, shrink, save and replay (the failure path, live).
+
+Known findings are classified with the same signature helpers the scripted
+scenarios use (LC-002, LC-003, LC-004): a verdict that fails with exactly that
+signature is counted as known; anything else fails the example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from test_scenario_cancel import assert_lc004_signature
+from test_scenario_crash import (
+    LC002_INVARIANTS,
+    assert_lc002_signature,
+    assert_lc003_signature,
+)
+
+from chaos.findings import known_finding
+from chaos.machine.live import (
+    REGRESSIONS_DIR,
+    ExampleFacts,
+    LiveClusterMachine,
+    LiveSetup,
+    SessionLoopBridge,
+    active_profile,
+    explore,
+    load_regression,
+    load_regressions,
+    replay_regression,
+)
+from chaos.machine.live.spec import LIVE_MACHINE_SPEC
+from chaos.machine.run import machine_settings, program_rules
+from chaos.record.history import History
+from chaos.record.vocabulary import FAULT_KILL, FAULT_STOP
+from chaos.seeds import HYPOTHESIS, stream_seed
+from chaos.verdict import Verdict
+
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.slow,
+    pytest.mark.asyncio(loop_scope="session"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+SAVED = ROOT / REGRESSIONS_DIR
+
+
+def explain_known(verdict: Verdict, facts: ExampleFacts) -> str | None:
+    """The finding whose signature ``verdict`` shows, or None.  Each signature helper
+    raises AssertionError when the failure is not that finding's."""
+    attempts: list[tuple[str, Callable[[], None]]] = []
+    if verdict.invariant == "one_truth":
+        attempts.append(("LC-004", lambda: assert_lc004_signature(verdict, facts.cancel_reason)))
+    if verdict.invariant == "no_quota_leaks":
+        for w in facts.windows:
+            if w.name == FAULT_KILL:
+                attempts.append(
+                    ("LC-003", lambda w=w: assert_lc003_signature(verdict, facts.ctx, w))
+                )
+    if verdict.invariant in LC002_INVARIANTS:
+        for w in facts.windows:
+            if w.name == FAULT_STOP:
+                attempts.append(
+                    ("LC-002", lambda w=w: assert_lc002_signature(verdict, w.target, facts.final))
+                )
+    for finding, check in attempts:
+        try:
+            check()
+        except AssertionError:
+            continue
+        return finding
+    return None
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def live_setup(
+    chaos_cluster_for: Callable[..., Awaitable[Any]],
+    chaos_history: History,
+    chaos_prefix: str,
+    chaos_seed: int,
+    chaos_artifacts: Path,
+    record_property: Callable[[str, Any], None],
+) -> AsyncIterator[LiveSetup]:
+    """The machine's cluster, and a bridge to the session loop its clients live on."""
+    cluster = await chaos_cluster_for(LIVE_MACHINE_SPEC)
+    setup = LiveSetup(
+        cluster=cluster,
+        bridge=SessionLoopBridge(asyncio.get_running_loop()),
+        prefix=chaos_prefix,
+        seed=chaos_seed,
+        meta=chaos_history.meta,
+        explain=explain_known,
+        artifacts=chaos_artifacts,
+    )
+    yield setup
+    summary = setup.stats.summary()
+    print(f"live machine: {json.dumps(summary)}")
+    record_property("machine_stats", json.dumps(summary))
+
+
+#: The strict xfail of each finding a saved program may name (literal ids: the fast tier
+#: ties every xfail to its write-up).
+FINDING_MARKS = {
+    "LC-002": known_finding("LC-002", AssertionError),
+    "LC-003": known_finding("LC-003", AssertionError),
+    "LC-004": known_finding("LC-004", AssertionError),
+}
+
+
+def _regression_params() -> list[Any]:
+    params = []
+    for reg in load_regressions(SAVED, limit=active_profile().max_regressions):
+        if reg.finding is not None and reg.finding not in FINDING_MARKS:
+            raise ValueError(f"{reg.path}: finding {reg.finding} has no mark in FINDING_MARKS")
+        marks = [FINDING_MARKS[reg.finding]] if reg.finding else []
+        params.append(pytest.param(reg, id=reg.name, marks=marks))
+    return params
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("regression", _regression_params())
+async def test_live_machine_replays_saved_regressions(
+    live_setup: LiveSetup, regression: Any
+) -> None:
+    await asyncio.to_thread(replay_regression, live_setup, regression)
+
+
+@pytest.mark.timeout(1800)
+async def test_live_machine_explores(live_setup: LiveSetup, chaos_seed: int) -> None:
+    profile = active_profile()
+    seed = stream_seed(chaos_seed, HYPOTHESIS)
+    print(
+        f"live machine: profile {profile.name} ({profile.max_examples} examples, "
+        f"{profile.steps} steps), hypothesis seed {seed} from test seed {int(chaos_seed)}"
+    )
+    live_setup.stats.began = time.monotonic()  # the cluster start is not exploration
+    await asyncio.to_thread(explore, live_setup, profile, seed=seed, regressions_dir=SAVED)
+
+
+class CapOfOneMachine(LiveClusterMachine):
+    """Broken on purpose: its model believes the per-user cap is 1 (the cluster's is 4), so
+    any user with two runs at once "breaks" it.  A machine that cannot fail tests nothing.
+    Only the cheap rules (no fault, no time rule), so that each shrink attempt costs seconds:
+    with them, Hypothesis spent its five minutes of shrinking and left four rules."""
+
+    enabled_rules = frozenset()
+
+    def __init__(self, runtime: Any, setup: LiveSetup) -> None:
+        super().__init__(runtime, setup)
+        self.model.per_user_cap = 1
+
+
+@pytest.mark.timeout(1200)
+async def test_live_machine_fails_shrinks_saves_and_replays(
+    live_setup: LiveSetup, chaos_seed: int, tmp_path: Path
+) -> None:
+    """The failure path end to end on the live cluster: the wrong model fails, Hypothesis
+    shrinks the program to one or two rules, the program is saved, and its replay fails
+    the same way."""
+    run_settings = machine_settings(max_examples=10, steps=4, report_multiple_bugs=False)
+    seed = stream_seed(chaos_seed, HYPOTHESIS)
+    with pytest.raises(AssertionError) as caught:
+        await asyncio.to_thread(
+            explore,
+            live_setup,
+            run_settings,
+            seed=seed,
+            regressions_dir=tmp_path,
+            machine=CapOfOneMachine,
+        )
+    assert "above the cap of 1" in str(caught.value), caught.value
+    (saved,) = await asyncio.to_thread(lambda: list(tmp_path.glob("*.json")))
+    regression = await asyncio.to_thread(load_regression, saved)
+    rules = program_rules(regression.program, CapOfOneMachine)
+    print(f"cap-of-one machine: shrunk to {rules}; saved {saved}")
+    assert 1 <= len(rules) <= 2, rules
+    assert any(r.startswith(("state.start_runs(", "state.initial_load(")) for r in rules), rules
+    with pytest.raises(AssertionError, match="above the cap of 1"):
+        await asyncio.to_thread(replay_regression, live_setup, regression, CapOfOneMachine)
