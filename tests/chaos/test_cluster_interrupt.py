@@ -120,7 +120,15 @@ def _spawn(tmp_path: Path, session: str, *, slow_pg: bool) -> tuple[subprocess.P
         "-o", "asyncio_default_fixture_loop_scope=function",
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        # As from a terminal: a session started in the background (a CI runner's job,
+        # `cmd &` in a script) has SIGINT ignored, its children inherit that, and Python
+        # then never turns SIGINT into KeyboardInterrupt: the scenario would hang.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return proc, ready
 
