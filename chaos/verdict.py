@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from chaos.record.history import FaultWindow
 from chaos.seeds import Replay, replay_line
@@ -119,6 +119,13 @@ def render_failure(
     if artifacts is not None:
         lines.append(f"artifacts: {artifacts}")
     return "\n".join(lines)
+
+
+class AssertVerdicts(Protocol):
+    """The ``chaos_verdicts`` fixture: asserts ``verdicts``; records ``known`` (failing
+    verdicts a written-up finding excuses) beside them without asserting them."""
+
+    def __call__(self, verdicts: Sequence[Verdict], known: Sequence[Verdict] = ()) -> None: ...
 
 
 class InvariantViolation(AssertionError):

@@ -12,7 +12,9 @@ A finding's identity is (scenario, invariant, cause signature):
   times that differ on every repetition.
 
 Its size is every count in the evidence (:func:`chaos.mutants.classify.sizes`),
-so a known finding that grew can be told from one that did not.  Skipped and
+so a known finding that grew can be told from one that did not.  A test that
+excuses a written-up finding records its failing verdicts apart
+(``chaos_known_verdicts``): they are findings here all the same.  Skipped and
 xfailed tests (a known finding's strict-xfail reproduction) give nothing.
 """
 
@@ -60,8 +62,11 @@ def _invariant(key: str) -> str:
 
 
 def findings_of_test(name: str, test: TestObs) -> dict[FindingKey, Sighting]:
+    """A test's failing verdicts, the asserted and the known (excused as a written-up
+    finding) alike: a known finding is still a finding, whose rate and size the gate
+    compares between builds."""
     out: dict[FindingKey, Sighting] = {}
-    for key, verdict in test.verdicts.items():
+    for key, verdict in [*test.verdicts.items(), *test.known.items()]:
         if verdict.status != "fail":
             continue
         signature = ", ".join(sorted(causes(verdict.evidence)))

@@ -66,6 +66,9 @@ class TestObs:
     message: str = ""
     #: invariant -> verdict; a repeated invariant in one test gets ``name#2``, ``name#3``...
     verdicts: Mapping[str, VerdictObs] = field(default_factory=dict)
+    #: Failing verdicts the test excused as a written-up finding: not a failure of the test,
+    #: but the gate compares their rate and size between builds.
+    known: Mapping[str, VerdictObs] = field(default_factory=dict)
 
 
 # pytest would collect a class named Test*: this one is data.
@@ -107,7 +110,10 @@ def observe_junit(path: Path) -> dict[str, TestObs]:
         return {}
     _props, outcomes = read_junit(path)
     return {
-        o.name: TestObs(o.outcome, o.message, verdicts_by_invariant(o.verdicts)) for o in outcomes
+        o.name: TestObs(
+            o.outcome, o.message, verdicts_by_invariant(o.verdicts), verdicts_by_invariant(o.known)
+        )
+        for o in outcomes
     }
 
 
@@ -177,14 +183,23 @@ def run_to_dict(run: ScenarioRun) -> dict[str, Any]:
             name: {
                 "outcome": t.outcome,
                 "message": t.message,
-                "verdicts": {
-                    k: {"status": v.status, "summary": v.summary, "evidence": dict(v.evidence)}
-                    for k, v in t.verdicts.items()
-                },
+                "verdicts": _verdicts_to_dict(t.verdicts),
+                "known": _verdicts_to_dict(t.known),
             }
             for name, t in run.tests.items()
         },
     }
+
+
+def _verdicts_to_dict(verdicts: Mapping[str, VerdictObs]) -> dict[str, Any]:
+    return {
+        k: {"status": v.status, "summary": v.summary, "evidence": dict(v.evidence)}
+        for k, v in verdicts.items()
+    }
+
+
+def _verdicts_from_dict(data: Mapping[str, Any]) -> dict[str, VerdictObs]:
+    return {k: VerdictObs(v["status"], v["summary"], v["evidence"]) for k, v in data.items()}
 
 
 def run_from_dict(data: Mapping[str, Any]) -> ScenarioRun:
@@ -192,10 +207,9 @@ def run_from_dict(data: Mapping[str, Any]) -> ScenarioRun:
         name: TestObs(
             t["outcome"],
             t["message"],
-            {
-                k: VerdictObs(v["status"], v["summary"], v["evidence"])
-                for k, v in t["verdicts"].items()
-            },
+            _verdicts_from_dict(t["verdicts"]),
+            # Saved before known verdicts were recorded: none.
+            _verdicts_from_dict(t.get("known", {})),
         )
         for name, t in data["tests"].items()
     }

@@ -11,6 +11,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The JUnit property of the verdicts a test excused as a written-up finding.
+KNOWN = "chaos_known_verdicts"
+
 
 @dataclass
 class TestOutcome:
@@ -19,6 +22,8 @@ class TestOutcome:
     seconds: float
     message: str = ""
     verdicts: list[dict[str, object]] = field(default_factory=list)
+    #: Failing verdicts the test excused as a written-up finding (``chaos_known_verdicts``).
+    known: list[dict[str, object]] = field(default_factory=list)
 
 
 def read_junit(path: Path) -> tuple[dict[str, str], list[TestOutcome]]:
@@ -39,12 +44,15 @@ def read_junit(path: Path) -> tuple[dict[str, str], list[TestOutcome]]:
                     (node.get("message") or "").splitlines()[0][:200] if node.get("message") else ""
                 )
                 break
-        verdicts: list[dict[str, object]] = []
+        recorded: dict[str, list[dict[str, object]]] = {"chaos_verdicts": [], KNOWN: []}
         for prop in case.iterfind("properties/property"):
-            if prop.get("name") == "chaos_verdicts":
-                verdicts.extend(json.loads(prop.get("value") or "[]"))
+            if (key := prop.get("name", "")) in recorded:
+                recorded[key].extend(json.loads(prop.get("value") or "[]"))
+        seconds = float(case.get("time", "0") or 0)
         outcomes.append(
-            TestOutcome(name, outcome, float(case.get("time", "0") or 0), message, verdicts)
+            TestOutcome(
+                name, outcome, seconds, message, recorded["chaos_verdicts"], recorded[KNOWN]
+            )
         )
     return props, outcomes
 
@@ -71,6 +79,8 @@ def summarize_junit(path: Path) -> str:
             lines.append(f"    {o.message}")
         for v in o.verdicts:
             lines.append(f"    {v.get('status', '?'):<8} {v.get('invariant')}: {v.get('summary')}")
+        for v in o.known:
+            lines.append(f"    {'known':<8} {v.get('invariant')}: {v.get('summary')}")
     totals = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     lines.append(f"totals: {totals or 'no tests'}; seed {props.get('chaos_seed', '?')}")
     return "\n".join(lines)

@@ -34,7 +34,7 @@ from chaos.sut.base import CancelResult, RunClient, RunRequest
 from chaos.sut.loomcycle.ports import replica_clients, scenario_run, started_runs
 from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.specs import CANCEL_SPEC
-from chaos.verdict import Verdict
+from chaos.verdict import AssertVerdicts, Verdict
 
 pytestmark = [
     pytest.mark.chaos,
@@ -77,7 +77,7 @@ async def test_cancel_through_a_non_owner_is_acknowledged(
     chaos_history: History,
     chaos_prefix: str,
     chaos_rng: random.Random,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     cluster = await chaos_cluster_for(CANCEL_SPEC)
     cap = settings_of(CANCEL_SPEC).max_runs_per_user
@@ -114,7 +114,7 @@ async def test_cancel_while_the_owner_is_frozen(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
     chaos_prefix: str,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     """The owner cannot ack: ``owner_replica_unreachable`` after the ack timeout, classified
     and not a failure (the owner was not healthy).  A control cancel on two healthy
@@ -155,7 +155,7 @@ async def test_the_same_run_cancelled_from_two_replicas_at_once(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
     chaos_prefix: str,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     cluster = await chaos_cluster_for(CANCEL_SPEC)
     reqs = load_requests(chaos_prefix, "twice", 6, 6)
@@ -203,7 +203,7 @@ async def test_cancel_racing_completion(
     chaos_history: History,
     chaos_prefix: str,
     chaos_rng: random.Random,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     """Each cancel is aimed at a moment around its run's expected end (mock latency +/-
     jitter and a little more); both outcomes are legal, and each must fit the run's end."""
@@ -241,7 +241,7 @@ async def test_cancel_racing_completion(
     known = [v for v in verdicts if v.invariant == "one_truth" and not v.ok]
     for v in known:
         assert_lc004_signature(v, RACE_REASON)
-    chaos_verdicts([v for v in verdicts if v not in known])
+    chaos_verdicts([v for v in verdicts if v not in known], known=known)
 
 
 #: The reason the racing cancels carry (the row's stop_reason when the cancel won).
@@ -268,7 +268,7 @@ async def test_bounded_cancel_storm(
     chaos_history: History,
     chaos_prefix: str,
     chaos_rng: random.Random,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     """loomcycle's own rig: every 200 ms cancel the newest running run through a non-owner,
     at most 60 times, during 60 runs.  The storm is load, not an infrastructure fault, so it

@@ -50,7 +50,7 @@ from chaos.schedule import (
 )
 from chaos.sut.loomcycle.ports import scenario_run, started_runs
 from chaos.sut.loomcycle.specs import CRASH_SPEC, SMOKE_SPEC
-from chaos.verdict import Verdict
+from chaos.verdict import AssertVerdicts, Verdict
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload import RunResult
 
@@ -188,7 +188,7 @@ async def test_kill_replica_owning_runs(
     chaos_history: History,
     chaos_prefix: str,
     chaos_seed: int,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     cluster = await chaos_cluster_for(CRASH_SPEC)
     async with scenario_run(cluster, chaos_history, chaos_prefix) as run:
@@ -226,7 +226,7 @@ async def test_kill_replica_owning_runs(
         assert_lc003_signature(v, ctx, window)
     if not known:
         assert sum(q.active_count for q in convergence.final.quotas) == 0
-    chaos_verdicts([v for v in verdicts if v not in known])
+    chaos_verdicts([v for v in verdicts if v not in known], known=known)
     assert effect_missing is None, f"the kill's effect was never proven: {effect_missing}"
 
 
@@ -304,7 +304,7 @@ async def test_graceful_stop_replica_owning_runs(
     chaos_history: History,
     chaos_prefix: str,
     chaos_seed: int,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     cluster = await chaos_cluster_for(CRASH_SPEC)
     run, victim, convergence = await graceful_stop_under_load(
@@ -318,7 +318,7 @@ async def test_graceful_stop_replica_owning_runs(
     known = [v for v in verdicts if v.invariant in LC002_INVARIANTS and not v.ok]
     for v in known:
         assert_lc002_signature(v, victim, convergence.final)
-    chaos_verdicts([v for v in verdicts if v not in known])
+    chaos_verdicts([v for v in verdicts if v not in known], known=known)
 
 
 async def test_graceful_stop_with_every_run_inside_the_drain(
@@ -326,7 +326,7 @@ async def test_graceful_stop_with_every_run_inside_the_drain(
     chaos_history: History,
     chaos_prefix: str,
     chaos_seed: int,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     """SIGTERM of a replica whose runs all last ~2 s, well inside its 5 s drain: the stop
     must let them finish, so every invariant passes with nothing excused (LC-002 is about
@@ -361,7 +361,7 @@ async def test_freeze_replica_past_the_stale_threshold(
     chaos_history: History,
     chaos_prefix: str,
     chaos_seed: int,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     """A frozen replica is alive, but past the stale threshold the survivors reap it.
 

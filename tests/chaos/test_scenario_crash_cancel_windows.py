@@ -28,7 +28,6 @@ died``), so under the long timers the marked run's user keeps its slot:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -78,7 +77,7 @@ from chaos.sut.loomcycle.cancel_windows import (
 from chaos.sut.loomcycle.ports import replica_clients, scenario_run, started_runs
 from chaos.sut.loomcycle.settings import settings_of
 from chaos.sut.loomcycle.specs import CANCEL_WINDOWS_SPEC, CRASH_SPEC
-from chaos.verdict import Verdict
+from chaos.verdict import AssertVerdicts, Verdict
 
 pytestmark = [
     pytest.mark.chaos,
@@ -378,8 +377,7 @@ async def test_cancel_a_killed_owners_runs_in_each_window(
     chaos_prefix: str,
     chaos_seed: int,
     chaos_rng: random.Random,
-    chaos_verdicts: Callable[[Sequence[Verdict]], None],
-    record_property: Callable[[str, Any], None],
+    chaos_verdicts: AssertVerdicts,
 ) -> None:
     cluster = await chaos_cluster_for(spec)
     run, canceller = await crash_and_cancel_in_each_window(
@@ -405,5 +403,4 @@ async def test_cancel_a_killed_owners_runs_in_each_window(
     for v in known:
         assert_dead_owner_mark_signature(v, marked)
     # The excused verdicts stay visible in the JUnit XML, next to the judged ones.
-    record_property("chaos_known_verdicts", json.dumps([v.to_dict() for v in known]))
-    chaos_verdicts([v for v in verdicts if v not in known] + windows)
+    chaos_verdicts([v for v in verdicts if v not in known] + windows, known=known)

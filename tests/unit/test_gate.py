@@ -100,8 +100,61 @@ def test_a_known_finding_whose_rate_rose_past_the_bound_is_new() -> None:
 def test_a_known_finding_that_grew_is_new_and_one_that_shrank_is_not() -> None:
     grown = classify([zombies(5)] * 3, [zombies(2)] * 3)
     assert grown[0].kind is Kind.NEW
-    assert grown[0].why == "len(rows) reached 5, the baseline at most 2"
+    assert grown[0].why == "len(rows) was 5..5, above the baseline's 2..2"
     assert classify([zombies(1)] * 3, [zombies(2)] * 3)[0].kind is Kind.KNOWN
+
+
+def test_a_size_that_varies_grows_only_when_every_candidate_rep_tops_the_baseline() -> None:
+    # One candidate repetition above the baseline's largest is chance, not growth.
+    overlapping = classify([zombies(2), zombies(5), zombies(3)], [zombies(2), zombies(4)] * 3)
+    assert [f.kind for f in overlapping] == [Kind.KNOWN]
+    above = classify([zombies(5), zombies(6), zombies(5)], [zombies(2), zombies(4)] * 3)
+    assert [f.kind for f in above] == [Kind.NEW]
+    assert above[0].why.startswith("len(rows) was 5..6, above the baseline's 2..4")
+
+
+def known_zombies(count: int) -> ScenarioRun:
+    """A test that passed, excusing a written-up no_zombies failure (chaos_known_verdicts)."""
+    verdict = v("fail", zombie_count=count, rows=[{"status": "running"}] * count)
+    return run(kill=TestObs("passed", "", {"one_truth": v("pass")}, {"no_zombies": verdict}))
+
+
+def test_a_known_verdict_excused_by_a_passing_test_is_still_a_finding() -> None:
+    assert list(run_findings(known_zombies(2))) == [
+        FindingKey(KILL, "no_zombies", "status=running")
+    ]
+    doc = Documented("LC-002", frozenset({"no_zombies"}), frozenset({KILL}))
+    same = classify([known_zombies(2)] * 3, [known_zombies(2)] * 3, [doc])
+    assert [(f.kind, f.documented) for f in same] == [(Kind.KNOWN, "LC-002")]
+    # Written up or not, a known finding that grew past the baseline fails the gate.
+    grown = classify([known_zombies(9)] * 3, [known_zombies(2)] * 3, [doc])
+    assert [f.kind for f in grown] == [Kind.NEW]
+    assert not gate_passes(grown)
+
+
+def test_known_verdicts_survive_the_junit_and_the_saved_run(tmp_path: Path) -> None:
+    from chaos.mutants.scenarios import observe_junit, run_from_dict, run_to_dict
+
+    evidence = {"zombie_count": 3}
+    known = json.dumps(
+        [{"invariant": "no_zombies", "status": "fail", "summary": "s", "evidence": evidence}]
+    )
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuite><testcase classname="tests.chaos.test_scenario_crash" '
+        'name="test_kill_replica_owning_runs" time="1"><properties>'
+        '<property name="chaos_verdicts" value="[]"/>'
+        f'<property name="chaos_known_verdicts" value="{known.replace(chr(34), "&quot;")}"/>'
+        "</properties></testcase></testsuite>"
+    )
+    tests = observe_junit(junit)
+    assert tests[KILL].known["no_zombies"].evidence == evidence
+    saved = ScenarioRun(tests, 0, 1.0)
+    assert run_from_dict(json.loads(json.dumps(run_to_dict(saved)))) == saved
+    # A run saved before known verdicts were recorded reads back with none.
+    old = run_to_dict(saved)
+    del old["tests"][KILL]["known"]
+    assert run_from_dict(old).tests[KILL].known == {}
 
 
 def test_a_finding_only_on_the_baseline_is_fixed_and_passes() -> None:
