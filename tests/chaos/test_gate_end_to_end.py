@@ -83,6 +83,8 @@ def test_a_binary_with_a_planted_quota_leak_fails_the_gate(tmp_path: Path) -> No
     assert props["verdict"] == "fail", props
     assert (props["candidate_image_id"] or "").startswith("sha256:"), props
     assert int(suite.get("failures", "0")) >= 1
-    # The image packaged from the binary is gone.
-    client = docker.from_env()
-    assert not [i for i in client.images.list() if any(binary.name in t for t in i.tags)]
+    # The image the gate packaged from the binary is gone.
+    packaged = doc["candidate"]["image"]
+    assert packaged not in {"loomchaos/loomcycle:local", ""}, doc["candidate"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker.from_env().images.get(packaged)
