@@ -18,15 +18,17 @@ import gc
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from chaos.checks.params import CheckParams
+from chaos.record.handles import FirstHandles
 from chaos.record.history import FaultWindow, Outcome, Record, fault_windows_of
 from chaos.record.jsonl import Head, Part
-from chaos.record.readers import audit_from_dict, note_key, run_from_dict, snapshot_from_record
+from chaos.record.readers import note_key, snapshot_from_record
+from chaos.record.rows import audit_row, run_row
 from chaos.record.vocabulary import (
     NOTE_AUDIT,
     NOTE_CIRCUIT_OUTPUTS,
@@ -248,7 +250,7 @@ class HistoryFacts:
     first_clocks: tuple[float, float] | None = None
     #: The first :data:`EXCERPT_MAX` records about each key: records, or byte offsets
     #: that ``load_record`` turns back into records.
-    excerpt_handles: dict[str, list[Any]] = field(default_factory=dict)
+    excerpt_handles: Mapping[str, list[Any]] = field(default_factory=dict)
     load_record: Callable[[Any], Record] = lambda handle: handle
 
     def recorded_params(self) -> CheckParams | None:
@@ -316,7 +318,7 @@ class FactsFold:
         self._outputs: dict[tuple[str, str | None], dict[str, Any]] = {}
         self._params_note: Record | None = None
         self._first: tuple[float, float] | None = None
-        self._excerpts: dict[str, list[Any]] = {}
+        self._excerpts = FirstHandles(EXCERPT_MAX)
         self._split: Head | None = None  # the record whose rows arrive on part lines
         self._split_rows: list[Any] = []
 
@@ -346,11 +348,7 @@ class FactsFold:
             self._first = (rec.wall, rec.mono)
         key = note_key(rec) if rec.type == "note" else rec.key
         if key is not None:
-            kept = self._excerpts.get(key)
-            if kept is None:
-                self._excerpts[key] = [handle]
-            elif len(kept) < EXCERPT_MAX:
-                kept.append(handle)
+            self._excerpts.add(key, handle)
 
     def _dispatch(self, rec: Record) -> None:
         kind = rec.type
@@ -361,7 +359,8 @@ class FactsFold:
         elif kind == "note":
             self._note(rec)
         elif kind == "snapshot" and rec.op == SNAPSHOT_OP:
-            self._snapshots.append(snapshot_from_record(rec))
+            rows = tuple([run_row(r) for r in rec.data.get("rows", ())])
+            self._snapshots.append(snapshot_from_record(rec, rows))
         elif kind == "fault":
             self._faults.append(rec)
 
@@ -378,9 +377,10 @@ class FactsFold:
         run rows for a database snapshot, audit rows for an audit note."""
         kind = self._split_kind()
         if kind == "snapshot":
-            return [run_from_dict(r) for r in items]
+            return [run_row(r) for r in items]
         if kind == "audit":
-            return [audit_from_dict(r, self._images) for r in items]
+            images = self._images
+            return [audit_row(r, images) for r in items]
         return list(items)
 
     def _close_split(self) -> None:
@@ -425,7 +425,8 @@ class FactsFold:
             self._probe(rec)
         elif op == NOTE_AUDIT:
             rows = rec.data.get("rows", ())
-            self._add_audit([audit_from_dict(raw, self._images) for raw in rows])
+            images = self._images
+            self._add_audit([audit_row(raw, images) for raw in rows])
         elif op == NOTE_DONE_EVENTS:
             found = self._done_events if self._done_events is not None else set()
             found.update(str(x) for x in rec.data.get("run_ids", ()))

@@ -217,6 +217,20 @@ def test_an_empty_history_has_no_first_clocks() -> None:
     assert facts.client_runs == [] and facts.audit == [] and facts.done_event_run_ids is None
 
 
+def test_a_snapshots_rows_are_decoded_fast_and_may_be_absent() -> None:
+    """An unsplit snapshot's rows go through :mod:`chaos.record.rows` (a heartbeat equal
+    to the start is the start's float object: the readers' own decoding keeps two), and a
+    database snapshot without ``rows`` has no runs."""
+    start, beat = float("1.5"), float("1.5")  # equal, and two objects
+    row = {**_row(1), "started_at": start, "last_heartbeat_at": beat}
+    with_rows = Record(0, "snapshot", 30.0, WALL0, SNAPSHOT_OP, data={"rows": [row]})
+    without = Record(1, "snapshot", 31.0, WALL0 + 1, SNAPSHOT_OP, data={"at_mono": 31.0})
+    facts = gather([with_rows, without])
+    (run,) = facts.snapshots[0].runs
+    assert run.last_heartbeat_at is run.started_at and run.run_id == "r_1"
+    assert facts.snapshots[1].runs == () and facts.snapshots[1].mono == 31.0
+
+
 def test_a_fault_named_like_the_snapshot_op_is_a_fault_not_a_snapshot() -> None:
     h = _history()
     h.fault("inject", SNAPSHOT_OP, "postgres")

@@ -1,0 +1,170 @@
+"""Database rows from their stored dicts, fast: what a soak's checker decodes millions of.
+
+:func:`run_row` and :func:`audit_row` return what
+:func:`~chaos.record.readers.run_from_dict` and :func:`~chaos.record.readers.audit_from_dict`
+return (equal rows, the same exceptions in the same order), about twice as fast: no
+helper call per field, positional construction.  Anything but a plain ``dict`` row, or an
+audit action outside the three, goes to the readers' own functions.
+
+They also share equal floats inside one row (a run row's ``last_heartbeat_at`` equal to
+its ``started_at``, an update's unchanged ``last_heartbeat_at`` in its old and new
+images, an image's time equal to the row's ``at``): one float object instead of two, 32
+bytes a time on a soak's million rows.  Equal values, so nothing a reader does can tell;
+zeros are never shared (``-0.0 == 0.0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from chaos.record.readers import audit_from_dict, run_from_dict
+from chaos.record.vocabulary import AuditRow, RunRow
+
+_intern = sys.intern
+#: The audit actions, interned once: the row's action is the shared string.
+_ACTIONS: dict[str, str] = {a: _intern(a) for a in ("insert", "update", "delete")}
+
+Images = dict[tuple[Any, ...], dict[str, object]]
+
+
+def _setters(cls: type) -> list[Callable[[object, object], None]] | None:
+    """The slot setters of a frozen slotted dataclass, in field order: filling the slots
+    of ``object.__new__(cls)`` with them makes the instance its ``__init__`` makes, in
+    half the time (a frozen ``__init__`` goes through ``object.__setattr__`` per field).
+    ``None`` (use the constructor) when the class has anything else to run or set."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if hasattr(cls, "__post_init__") or list(getattr(cls, "__slots__", ())) != names:
+        return None
+    return [getattr(cls, name).__set__ for name in names]
+
+
+_RUN_SET = _setters(RunRow)
+_AUDIT_SET = _setters(AuditRow)
+
+
+def _run(*v: Any) -> RunRow:
+    """``RunRow(*v)``, filled slot by slot (unrolled: a loop costs what it saves)."""
+    if _RUN_SET is None:
+        return RunRow(*v)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _RUN_SET
+    row = object.__new__(RunRow)
+    s0(row, v[0])
+    s1(row, v[1])
+    s2(row, v[2])
+    s3(row, v[3])
+    s4(row, v[4])
+    s5(row, v[5])
+    s6(row, v[6])
+    s7(row, v[7])
+    s8(row, v[8])
+    s9(row, v[9])
+    return row
+
+
+def _audit(*v: Any) -> AuditRow:
+    """``AuditRow(*v)``, filled slot by slot."""
+    if _AUDIT_SET is None:
+        return AuditRow(*v)
+    s0, s1, s2, s3, s4, s5, s6 = _AUDIT_SET
+    row = object.__new__(AuditRow)
+    s0(row, v[0])
+    s1(row, v[1])
+    s2(row, v[2])
+    s3(row, v[3])
+    s4(row, v[4])
+    s5(row, v[5])
+    s6(row, v[6])
+    return row
+
+
+def run_row(raw: Any) -> RunRow:
+    """:func:`~chaos.record.readers.run_from_dict`, faster (see the module)."""
+    if type(raw) is not dict:
+        return run_from_dict(raw)
+    get = raw.get
+    run_id = _intern(str(raw["run_id"]))
+    agent_id = _intern(str(raw["agent_id"]))
+    user_id = get("user_id")
+    if user_id is not None:
+        user_id = _intern(str(user_id))
+    replica_id = get("replica_id")
+    if replica_id is not None:
+        replica_id = _intern(str(replica_id))
+    status = _intern(str(raw["status"]))
+    stop_reason = get("stop_reason")
+    if stop_reason is not None:
+        stop_reason = _intern(str(stop_reason))
+    error = get("error")
+    if error is not None:
+        error = _intern(str(error))
+    started = get("started_at")
+    if started is not None:
+        started = float(started)
+    completed = get("completed_at")
+    if completed is not None:
+        completed = float(completed)
+    heartbeat = get("last_heartbeat_at")
+    if heartbeat is not None:
+        heartbeat = float(heartbeat)
+        if heartbeat and heartbeat == started:
+            heartbeat = started
+    return _run(
+        run_id,
+        agent_id,
+        user_id,
+        replica_id,
+        status,
+        stop_reason,
+        error,
+        started,
+        completed,
+        heartbeat,
+    )
+
+
+def audit_row(raw: Any, shared: Images | None = None) -> AuditRow:
+    """:func:`~chaos.record.readers.audit_from_dict`, faster (see the module)."""
+    if type(raw) is not dict:
+        return audit_from_dict(raw, shared)
+    action = _ACTIONS.get(str(raw["action"]))
+    if action is None:
+        return audit_from_dict(raw, shared)  # raises its "unknown action"
+    seq = int(raw["seq"])
+    table = _intern(str(raw["table"]))
+    key = _intern(str(raw["key"]))
+    old = raw.get("old")
+    if old is not None:
+        old = _image(old, shared)
+    new = raw.get("new")
+    if new is not None:
+        new = _image(new, shared)
+    at = float(raw["at"])
+    if new is not None and new is not old:
+        _share_floats(new, old, at)
+    return _audit(seq, table, action, key, old, new, at)
+
+
+def _image(value: Any, shared: Images | None) -> dict[str, object]:
+    image = dict(value)
+    if shared is None:
+        return image
+    for v in image.values():
+        if v is not None and not isinstance(v, str | bool):
+            return image  # timestamps make an image unique: sharing would only cost memory
+    return shared.setdefault(tuple(image.items()), image)
+
+
+def _share_floats(new: dict[str, object], old: dict[str, object] | None, at: float) -> None:
+    """The new image's floats equal to the old image's (same key) or to ``at``: the same
+    float object.  Only an image with a float is touched, and it is never a shared one."""
+    for k, v in new.items():
+        if type(v) is not float or not v:
+            continue
+        was = None if old is None else old.get(k)
+        if type(was) is float and was == v:
+            new[k] = was
+        elif v == at:
+            new[k] = at
