@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from chaos.machine.live.model import ACK_END_S, LiveModel, replica_for
-from chaos.record.vocabulary import QuotaRow, RunRow, Snapshot
+from chaos.record.vocabulary import QuotaRow, ReplicaRow, RunRow, Snapshot
 
 REPLICAS = ("r1", "r2", "r3")
 REAP = 75.0
@@ -164,3 +164,101 @@ def test_replica_for(choice: str, owner: str | None, up: list[str], expected: st
 def test_replica_for_needs_one_up() -> None:
     with pytest.raises(ValueError, match="no replica is up"):
         replica_for("r1", None, [], REPLICAS)
+
+
+# -- the sweeper's lock -----------------------------------------------------------------------
+def replica_rows(*ids: str) -> tuple[ReplicaRow, ...]:
+    return tuple(ReplicaRow(rid, 0.0, 0.0) for rid in ids)
+
+
+def test_a_held_lock_suspends_the_reap_deadline_and_release_restarts_it() -> None:
+    m = model()
+    m.killed("r1", 10.0, ["p-a1"])
+    m.sweeper_held(20.0, snap(row("p-a1")))
+    assert m.runs["p-a1"].must_end_by is None
+    assert m.problems(snap(row("p-a1")), now=10.0 + REAP + 100.0) == []
+    m.sweeper_released(200.0)
+    assert m.runs["p-a1"].must_end_by == 200.0 + m.release_bound_s
+    late = m.problems(snap(row("p-a1")), now=200.0 + m.release_bound_s + 0.1)
+    assert late and "killed" in late[0]
+
+
+def test_a_kill_while_held_has_no_deadline_until_the_release() -> None:
+    m = model()
+    m.sweeper_held(5.0, snap())
+    m.killed("r1", 10.0, ["p-a1"])
+    assert m.runs["p-a1"].must_end_by is None
+    m.sweeper_released(12.0)  # released early: the kill's own bound is the later one
+    assert m.runs["p-a1"].must_end_by == 10.0 + REAP
+
+
+def test_an_acknowledged_cancel_keeps_its_deadline_while_held() -> None:
+    m = model()
+    m.killed("r1", 0.0, ["p-a1"])
+    m.cancel_acknowledged("p-a1", 1.0)
+    m.sweeper_held(2.0, snap(row("p-a1")))
+    assert m.runs["p-a1"].must_end_by == 1.0 + ACK_END_S
+
+
+def test_a_reap_while_held_is_a_problem() -> None:
+    m = model()
+    m.killed("r1", 0.0, ["p-a1"])
+    m.sweeper_held(1.0, Snapshot(0.0, 0.0, runs=(row("p-a1"),), replicas=replica_rows("r1")))
+    reaped = row("p-a1", "failed", stop="replica_died")
+    found = m.problems(Snapshot(0.0, 0.0, runs=(reaped,), replicas=()), now=2.0)
+    assert len(found) == 2, found
+    assert "while the sweeper's lock was held" in found[0]
+    assert "row was deleted" in found[1]
+
+
+def test_a_run_ended_otherwise_while_held_or_reaped_before_is_fine() -> None:
+    m = model()
+    m.killed("r1", 0.0, ["p-a1", "p-a2"])
+    before = row("p-a2", "failed", stop="replica_died")
+    m.sweeper_held(1.0, Snapshot(0.0, 0.0, runs=(row("p-a1"), before)))
+    cancelled = row("p-a1", "cancelled", stop="x")
+    assert m.problems(snap(cancelled, before), now=2.0) == []
+
+
+def test_the_lock_is_held_once_and_released_once() -> None:
+    m = model()
+    with pytest.raises(ValueError, match="not held"):
+        m.sweeper_released(0.0)
+    m.sweeper_held(0.0, snap())
+    with pytest.raises(ValueError, match="already held"):
+        m.sweeper_held(1.0, snap())
+    m.killed("r1", 1.0, [])
+    with pytest.raises(ValueError, match="lock is held"):
+        m.reaped("r1", 2.0)
+
+
+# -- replica rows and link cuts ----------------------------------------------------------------
+def test_an_up_replica_without_its_row_is_a_problem_when_judged() -> None:
+    m = LiveModel(REPLICAS, 4, REAP, judge_replica_rows=True)
+    ok = Snapshot(0.0, 0.0, replicas=replica_rows("r1", "r2", "r3"))
+    assert m.problems(ok, now=0.0) == []
+    gone = Snapshot(0.0, 0.0, replicas=replica_rows("r1", "r3"))
+    assert m.problems(gone, now=0.0) == [
+        "r2 is up but has no row in replicas (reaped while alive?)"
+    ]
+    m.stopped("r2", 1.0)
+    assert m.problems(gone, now=1.0) == []
+    assert model().problems(snap(), now=0.0) == []  # not judged by default
+
+
+def test_only_an_up_replica_is_cut() -> None:
+    m = model()
+    m.link_cut("r1", 1.0, 4.0)
+    assert [(c.replica_id, c.began, c.ended) for c in m.cuts] == [("r1", 1.0, 4.0)]
+    m.frozen("r2", 5.0)
+    with pytest.raises(ValueError, match="only an up one"):
+        m.link_cut("r2", 5.0, 6.0)
+
+
+def test_a_replica_killed_under_the_lock_must_keep_its_row_and_runs() -> None:
+    m = model()
+    m.sweeper_held(1.0, snap())
+    m.killed("r1", 2.0, ["p-a1"])
+    reaped = row("p-a1", "failed", stop="replica_died")
+    found = m.problems(Snapshot(0.0, 0.0, runs=(reaped,), replicas=()), now=3.0)
+    assert len(found) == 2 and "lock was held" in found[0] and "row was deleted" in found[1]

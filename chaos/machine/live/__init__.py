@@ -1,6 +1,11 @@
 """The Hypothesis state machine over one live cluster of the target (issue 12).
 
-* :mod:`.machine`: :class:`LiveClusterMachine`, its rules and per-step invariant;
+* :mod:`.machine`: :class:`LiveClusterMachine`, the rule groups put together;
+* :mod:`.example`: one example without rules (lifecycle, shared helpers, the per-step
+  invariant); :mod:`.judging`: its teardown (heal, converge, every checker);
+* :mod:`.rules_runs`, :mod:`.rules_replicas`, :mod:`.rules_links`,
+  :mod:`.rules_sweeper`, :mod:`.rules_time`: the rule groups;
+* :mod:`.constants`: replicas, load bounds, every wait's deadline;
 * :mod:`.model`: :class:`LiveModel`, what the cluster should look like (pure);
 * :mod:`.bridge`: sync rules -> the session's event loop;
 * :mod:`.setup`: what outlives an example (cluster, bridge, tallies, known findings);
@@ -10,7 +15,8 @@
 """
 
 from chaos.machine.live.bridge import SessionLoopBridge
-from chaos.machine.live.machine import CANCEL_REASON, REPLICAS, LiveClusterMachine
+from chaos.machine.live.constants import CANCEL_REASON, REPLICAS
+from chaos.machine.live.machine import LiveClusterMachine
 from chaos.machine.live.model import LiveModel
 from chaos.machine.live.profiles import PROFILES, LiveProfile, active_profile
 from chaos.machine.live.regressions import (
@@ -20,7 +26,7 @@ from chaos.machine.live.regressions import (
     load_regressions,
     save_regression,
 )
-from chaos.machine.live.run import explore, replay_regression
+from chaos.machine.live.run import explore, replay_program, replay_regression
 from chaos.machine.live.setup import ExampleFacts, Explain, LiveSetup, LiveStats
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "explore",
     "load_regression",
     "load_regressions",
+    "replay_program",
     "replay_regression",
     "save_regression",
 ]

@@ -1,20 +1,33 @@
 """What the live cluster should look like, as the machine's rules left it: a pure model.
 
 The model knows which replicas are up, killed (and whether the survivors
-reaped them yet), gracefully stopped or frozen; which runs the example
-started, for whom, and through where; and, for each run, the latest moment
-by which it must have stopped ``running`` when a rule made its end certain:
+reaped them yet), gracefully stopped or frozen; whether the replicas
+sweeper's advisory lock is held; which runs the example started, for whom,
+and through where; and, for each run, the latest moment by which it must
+have stopped ``running`` when a rule made its end certain:
 
 * its owner was SIGKILLed: the survivors mark it failed within the reap
   bound (stale threshold + one sweep + the checkers' margin) of the kill;
+* while the sweeper's lock is held, no survivor wins a sweep round
+  (replicas_sweeper.go:123-130, advisory_lock.go:69-76): a killed owner's
+  runs have no deadline, and a run or row that was there when the lock was
+  taken must still be there; once released, the reap follows within
+  ``max(kill + reap bound, release + one sweep + margin)``;
 * a cancel of it was acknowledged by its owner: the owner has cancelled the
   run, so its terminal write follows within :data:`ACK_END_S`.
 
+A replica's Postgres link cut briefly (between two of its heartbeat ticks,
+while it owns no running run: ``rules_links.py``) changes nothing the model
+judges: its row is never stale, so it is never reaped, and no run of it ends
+inside the cut.  The model records the cut and, like after every rule,
+requires every replica it believes up to have its row.
+
 :meth:`LiveModel.problems` compares one database snapshot with all of that:
 a run still running past its deadline, a user holding more slots than the
-cap, a terminal row that changed.  Only deadlines already past are judged,
-so the check honours every convergence bound; the full checkers judge the
-whole history at the end of the example.
+cap, a terminal row that changed, a reap while the lock was held, an up
+replica without its row.  Only deadlines already past are judged, so the
+check honours every convergence bound; the full checkers judge the whole
+history at the end of the example.
 """
 
 from __future__ import annotations
@@ -31,6 +44,10 @@ ReplicaStatus = Literal["up", "killed", "reaped", "stopped", "frozen"]
 #: The ack means the owner cancelled the run's context; what remains is the loop
 #: unwinding and one write, which take well under a second on a healthy cluster.
 ACK_END_S = 15.0
+#: Deadline causes (a run keeps the earliest deadline of all its causes).
+CAUSE_ACK = "its cancel was acknowledged"
+#: A killed owner's deadline is kept apart: the sweeper's lock suspends and moves it.
+CAUSE_REAP = "reap"
 
 
 @dataclass
@@ -41,13 +58,50 @@ class ReplicaState:
 
 @dataclass
 class ModelRun:
-    """A run the example asked for; ``must_end_by`` is monotonic, None while it may run."""
+    """A run the example asked for, and by when (monotonic) it must have ended, per cause."""
 
     agent_id: str
     user_id: str
     via: str
-    must_end_by: float | None = None
-    why: str | None = None
+    deadlines: dict[str, tuple[float, str]] = field(default_factory=dict)
+
+    @property
+    def must_end_by(self) -> float | None:
+        """The earliest deadline of any cause; None while the run may go on running."""
+        return min((by for by, _ in self.deadlines.values()), default=None)
+
+    @property
+    def why(self) -> str | None:
+        if not self.deadlines:
+            return None
+        return min(self.deadlines.values())[1]
+
+
+@dataclass(frozen=True)
+class Kill:
+    """A SIGKILL the model remembers until the survivors reaped the replica."""
+
+    at: float
+    owned: tuple[str, ...]
+
+
+@dataclass
+class LockHold:
+    """The sweeper's lock taken at ``since``, and what no sweep may touch while it is held."""
+
+    since: float
+    #: Agent ids of runs owned by a killed replica, running when the lock was taken (or
+    #: when their owner was killed under it): none may be reaped.
+    running: set[str]
+    #: Killed replicas whose row was there then: it must stay.
+    rows: set[str]
+
+
+@dataclass(frozen=True)
+class LinkCut:
+    replica_id: str
+    began: float
+    ended: float
 
 
 @dataclass
@@ -56,10 +110,19 @@ class LiveModel:
     per_user_cap: int
     #: Kill -> the dead owner's runs reaped: stale threshold + sweep + margin.
     reap_bound_s: float
+    #: Lock released -> a stale row reaped: one sweep + margin.
+    release_bound_s: float = 15.0
+    #: The stop reason the replicas sweeper writes (the target's ``replica_died`` word).
+    replica_died: str = "replica_died"
+    #: Judge that every up replica has its row (off for snapshots without replica rows).
+    judge_replica_rows: bool = False
     replicas: dict[str, ReplicaState] = field(default_factory=dict)
     runs: dict[str, ModelRun] = field(default_factory=dict)
     #: run id -> (status, stop_reason) the first time a snapshot showed it terminal.
     terminal_seen: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    kills: dict[str, Kill] = field(default_factory=dict)
+    lock: LockHold | None = None
+    cuts: list[LinkCut] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for rid in self.replica_ids:
@@ -84,15 +147,29 @@ class LiveModel:
         self.replicas[replica_id] = ReplicaState(status, now)
 
     def killed(self, replica_id: str, now: float, owned: Iterable[str]) -> None:
-        """SIGKILL: every run it owned must be reaped within the reap bound."""
+        """SIGKILL: every run it owned must be reaped within the reap bound (suspended while
+        the sweeper's lock is held)."""
         self._set(replica_id, "killed", now)
-        for agent_id in owned:
-            self.must_end(agent_id, now + self.reap_bound_s, f"owner {replica_id} killed")
+        self.kills[replica_id] = Kill(now, tuple(owned))
+        if self.lock is None:
+            self._reap_deadlines(replica_id, now + self.reap_bound_s)
+        else:  # a live replica has its row, and its runs were running: none may be reaped
+            self.lock.rows.add(replica_id)
+            self.lock.running.update(owned)
+
+    def _reap_deadlines(self, replica_id: str, by: float) -> None:
+        for agent_id in self.kills[replica_id].owned:
+            run = self.runs.get(agent_id)
+            if run is not None:
+                run.deadlines[CAUSE_REAP] = (by, f"owner {replica_id} killed")
 
     def reaped(self, replica_id: str, now: float) -> None:
         if self.status(replica_id) != "killed":
             raise ValueError(f"{replica_id} is {self.status(replica_id)}, not killed")
+        if self.lock is not None:
+            raise ValueError(f"{replica_id} cannot be reaped: the sweeper's lock is held")
         self._set(replica_id, "reaped", now)
+        self.kills.pop(replica_id, None)
 
     def stopped(self, replica_id: str, now: float) -> None:
         self._set(replica_id, "stopped", now)
@@ -110,6 +187,37 @@ class LiveModel:
             raise ValueError(f"{replica_id} is {self.status(replica_id)}: not restartable")
         self._set(replica_id, "up", now)
 
+    def link_cut(self, replica_id: str, began: float, ended: float) -> None:
+        """Its Postgres link was cut from ``began`` to ``ended`` (see the module docstring)."""
+        if self.status(replica_id) != "up":
+            raise ValueError(f"{replica_id} is {self.status(replica_id)}: only an up one is cut")
+        self.cuts.append(LinkCut(replica_id, began, ended))
+
+    # -- the sweeper's lock ---------------------------------------------------------------
+    @property
+    def lock_held(self) -> bool:
+        return self.lock is not None
+
+    def sweeper_held(self, now: float, snap: Snapshot) -> None:
+        """The lock is ours from ``now``; ``snap`` was taken after it was granted."""
+        if self.lock is not None:
+            raise ValueError("the sweeper's lock is already held")
+        dead = set(self.kills)
+        running = {r.agent_id for r in snap.runs if r.status == "running" and r.replica_id in dead}
+        rows = {r.replica_id for r in snap.replicas if r.replica_id in dead}
+        self.lock = LockHold(now, running, rows)
+        for run in self.runs.values():
+            run.deadlines.pop(CAUSE_REAP, None)
+
+    def sweeper_released(self, now: float) -> None:
+        """No reap happened while held; from ``now`` the reaps are due again."""
+        if self.lock is None:
+            raise ValueError("the sweeper's lock is not held")
+        self.lock = None
+        for replica_id, kill in self.kills.items():
+            by = max(kill.at + self.reap_bound_s, now + self.release_bound_s)
+            self._reap_deadlines(replica_id, by)
+
     # -- runs ---------------------------------------------------------------------
     def started(self, agent_id: str, user_id: str, via: str) -> None:
         if agent_id in self.runs:
@@ -117,15 +225,16 @@ class LiveModel:
         self.runs[agent_id] = ModelRun(agent_id, user_id, via)
 
     def must_end(self, agent_id: str, by: float, why: str) -> None:
-        """Tighten ``agent_id``'s deadline (an earlier one stays)."""
+        """Tighten ``agent_id``'s deadline for ``why`` (an earlier one stays)."""
         run = self.runs.get(agent_id)
         if run is None:
             return  # not this example's run
-        if run.must_end_by is None or by < run.must_end_by:
-            run.must_end_by, run.why = by, why
+        old = run.deadlines.get(why)
+        if old is None or by < old[0]:
+            run.deadlines[why] = (by, why)
 
     def cancel_acknowledged(self, agent_id: str, now: float) -> None:
-        self.must_end(agent_id, now + ACK_END_S, "its cancel was acknowledged")
+        self.must_end(agent_id, now + ACK_END_S, CAUSE_ACK)
 
     def pick(self, index: int) -> ModelRun | None:
         """The run a rule's drawn index names (modulo the runs started so far)."""
@@ -140,13 +249,15 @@ class LiveModel:
         rows = [r for r in snap.runs if r.agent_id in self.runs]
         for row in rows:
             run = self.runs[row.agent_id]
-            if row.status == "running" and run.must_end_by is not None and now > run.must_end_by:
-                late = now - run.must_end_by
+            deadline = run.must_end_by
+            if row.status == "running" and deadline is not None and now > deadline:
                 found.append(
                     f"{row.agent_id} ({row.run_id}) still running on {row.replica_id!r} "
-                    f"{late:.1f}s past its deadline ({run.why})"
+                    f"{now - deadline:.1f}s past its deadline ({run.why})"
                 )
             found.extend(self._terminal_flip(row))
+        found.extend(self._lock_problems(snap))
+        found.extend(self._row_problems(snap))
         users = {r.user_id for r in self.runs.values()}
         for quota in snap.quotas:
             if quota.user_id in users and quota.active_count > self.per_user_cap:
@@ -155,6 +266,35 @@ class LiveModel:
                     f"above the cap of {self.per_user_cap}"
                 )
         return found
+
+    def _lock_problems(self, snap: Snapshot) -> list[str]:
+        if self.lock is None:
+            return []
+        found = [
+            f"{r.agent_id} ({r.run_id}) reaped on {r.replica_id!r} while the sweeper's lock "
+            f"was held: {r.status}/{r.stop_reason}"
+            for r in snap.runs
+            if r.agent_id in self.lock.running
+            and r.status != "running"
+            and r.stop_reason == self.replica_died
+        ]
+        present = {r.replica_id for r in snap.replicas}
+        found += [
+            f"killed {rid}'s row was deleted while the sweeper's lock was held"
+            for rid in sorted(self.lock.rows - present)
+            if rid in self.kills
+        ]
+        return found
+
+    def _row_problems(self, snap: Snapshot) -> list[str]:
+        if not self.judge_replica_rows:
+            return []
+        present = {r.replica_id for r in snap.replicas}
+        return [
+            f"{rid} is up but has no row in replicas (reaped while alive?)"
+            for rid in self.up()
+            if rid not in present
+        ]
 
     def _terminal_flip(self, row: RunRow) -> list[str]:
         seen = self.terminal_seen.get(row.run_id)

@@ -45,8 +45,9 @@ class LiveProfile:
 
 
 PROFILES = {
-    # About ten minutes on two cores: ~1 min per example (reset, ~6 steps, convergence).
-    "ci": LiveProfile("ci", max_examples=6, steps=6, shrink=True, max_regressions=5),
+    # At most about ten minutes on two cores: examples of ~10-20 s, ~60 s with a kill (its
+    # reap); one in three examples may kill (KILL_BUDGETS), shrinking bounded by Hypothesis.
+    "ci": LiveProfile("ci", max_examples=12, steps=6, shrink=True, max_regressions=5),
     # A first look after a change to the rules: two short examples, no shrinking.
     "smoke": LiveProfile("smoke", max_examples=2, steps=5, shrink=False, max_regressions=0),
     "deep": LiveProfile("deep", max_examples=200, steps=20, shrink=True, max_regressions=100),

@@ -13,6 +13,7 @@ until the target's source shows otherwise), not noise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from hypothesis import settings
@@ -60,6 +61,18 @@ def explore(
     return runtime
 
 
+def replay_program(
+    setup: LiveSetup,
+    program: Sequence[str],
+    machine: type[LiveClusterMachine] = LiveClusterMachine,
+) -> MachineRuntime:
+    """Run a printed program once on a fresh machine (invariants after every step, the
+    full checkers at its end)."""
+    runtime = new_runtime(setup)
+    replay(program, machine(runtime, setup))
+    return runtime
+
+
 def replay_regression(
     setup: LiveSetup,
     regression: Regression,
@@ -68,6 +81,4 @@ def replay_regression(
     """Run the saved program once on a fresh machine (invariants after every step)."""
     if regression.machine != machine.__name__:
         raise ValueError(f"{regression.path}: saved by {regression.machine!r}, not {machine}")
-    runtime = new_runtime(setup)
-    replay(regression.program, machine(runtime, setup))
-    return runtime
+    return replay_program(setup, regression.program, machine)

@@ -23,9 +23,16 @@ from chaos.verdict import Verdict
 
 
 class ResettableCluster(ScenarioCluster, Protocol):
-    """A scenario cluster the machine can bring back to its verified start state."""
+    """A scenario cluster the machine can bring back to its verified start state, whose
+    Postgres it can reach from the host (the sweeper's lock, a link cut's proofs)."""
 
     async def reset(self) -> float: ...
+
+    @property
+    def pg_port(self) -> int: ...
+
+    @property
+    def pg_credentials(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,19 @@ class LiveStats:
     programs: list[list[str]] = field(default_factory=list)
     #: Verdict statuses over every judged example ("pass", "vacuous", "fail").
     verdicts: dict[str, int] = field(default_factory=dict)
+    #: The failing verdicts a write-up explained (for the JUnit's ``chaos_known_verdicts``).
+    known_verdicts: list[Verdict] = field(default_factory=list)
+    #: How often each rule ran.
+    rules: dict[str, int] = field(default_factory=dict)
+    #: Where the time went: seconds per phase (reset, frame, each rule, teardown parts ...).
+    time_s: dict[str, float] = field(default_factory=dict)
     began: float = field(default_factory=time.monotonic)
 
     def fault(self, name: str) -> None:
         self.faults[name] = self.faults.get(name, 0) + 1
+
+    def add_time(self, phase: str, seconds: float) -> None:
+        self.time_s[phase] = self.time_s.get(phase, 0.0) + seconds
 
     def summary(self) -> dict[str, Any]:
         minutes = max(1e-9, (time.monotonic() - self.began) / 60.0)
@@ -86,6 +102,10 @@ class LiveStats:
             "known_findings": dict(sorted(self.known.items())),
             "failed_examples": self.failed_examples,
             "verdicts": dict(sorted(self.verdicts.items())),
+            "rules": dict(sorted(self.rules.items())),
+            "time_s": {
+                k: round(v, 1) for k, v in sorted(self.time_s.items(), key=lambda kv: -kv[1])
+            },
             "programs": self.programs,
         }
 
