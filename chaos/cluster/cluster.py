@@ -151,6 +151,9 @@ class Cluster:
         self._docker: docker.DockerClient | None = None
         self._topology: Topology | None = None
         self._launches: dict[str, ReplicaLaunch] = {}
+        #: Replica node -> the replica id its container serves as, where it differs from
+        #: the node's own (see :meth:`recreate_replica`); :meth:`reset` restores them.
+        self._identities: dict[str, str] = {}
         self._ports: dict[str, dict[int, int]] = {}
         self._toxiproxy: ToxiproxyClient | None = None
         self._http: httpx.AsyncClient | None = None
@@ -247,6 +250,7 @@ class Cluster:
         if node == "nginx":
             return nginx_plan(topo, self.spec, self.images, self.session_id)
         assert self.images.loomcycle is not None
+        identity = self._identities.get(node)
         return replica_plan(
             topo,
             self.spec,
@@ -254,6 +258,7 @@ class Cluster:
             topo.node(node),
             self._launches[node],
             self.session_id,
+            hostname=None if identity is None else f"{identity}-host",
         )
 
     async def _create_and_start(self, node: str) -> None:
@@ -386,6 +391,8 @@ class Cluster:
         return elapsed
 
     async def _reset(self) -> None:
+        for node in list(self._identities):  # a node serving under another id: back to its own
+            await self.recreate_replica(node)
         names = [n.name for n in self.topology.infra_nodes]
         if self.with_replicas:
             names += list(self.replica_ids)
@@ -529,6 +536,51 @@ class Cluster:
         await self._revive(node)
         await self._refresh_node(node)
 
+    def replica_identity(self, node: str) -> str:
+        """The replica id replica node ``node`` serves as (its own unless re-created)."""
+        self.topology.node(node)  # KeyError for an unknown node
+        return self._identities.get(node, node)
+
+    def node_of(self, replica_id: str) -> str:
+        """The replica node serving as ``replica_id`` (``replica_id`` itself if none does)."""
+        return next((n for n, i in self._identities.items() if i == replica_id), replica_id)
+
+    async def recreate_replica(self, node: str, replica_id: str | None = None) -> str:
+        """Replace replica node ``node``'s container by a new one serving as ``replica_id``.
+
+        The node keeps its address, network alias, published-port plan and both
+        Toxiproxy links (``pg_<node>``, ``lb_<node>``), so nginx and Postgres reach
+        the new process as they reached the old one; what changes is the target's
+        replica id and the container's hostname (``<replica_id>-host``, never equal
+        to the id: see :func:`chaos.cluster.plans.replica_plan`).  The old container
+        is removed by force (SIGKILL if it still runs: no goodbye).  ``None`` means
+        the node's own id, which is how :meth:`reset` restores it.  Returns the id.
+        """
+        if not self.with_replicas or self.adapter is None:
+            raise RuntimeError(f"cluster {self.id} runs no replicas to re-create")
+        if node not in self.replica_ids:
+            raise KeyError(f"no replica node {node!r} in cluster {self.id}")
+        wanted = replica_id or node
+        self._launches[node] = self.adapter.replica_launch(
+            self.spec, wanted, replica_pg_dsn(self._creds, node)
+        )
+        if wanted == node:
+            self._identities.pop(node, None)
+        else:
+            self._identities[node] = wanted
+
+        def remove() -> None:
+            try:
+                old = self._client().containers.get(self.container_name(node))
+            except docker.errors.NotFound:
+                return
+            old.remove(force=True)
+
+        await asyncio.to_thread(remove)
+        await self._create_and_start(node)
+        await self._refresh_node(node)
+        return wanted
+
     async def log_tail(self, node: str, lines: int = 40) -> str:
         try:
             container = await self.container(node)
@@ -647,8 +699,11 @@ class Cluster:
         return localhost_url(self._port("nginx", NGINX_PORT))
 
     def replica_url(self, replica_id: str) -> str:
-        """One replica's own published port (bypasses nginx and its ``lb_<id>`` proxy)."""
-        return localhost_url(self._port(replica_id, self.topology.replica_port))
+        """One replica's own published port (bypasses nginx and its ``lb_<id>`` proxy).
+
+        ``replica_id`` may also be the id a re-created node serves as
+        (:meth:`recreate_replica`): its node's port then."""
+        return localhost_url(self._port(self.node_of(replica_id), self.topology.replica_port))
 
     @property
     def replica_urls(self) -> Mapping[str, str]:

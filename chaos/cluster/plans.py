@@ -132,7 +132,11 @@ def replica_plan(
     node: Node,
     launch: ReplicaLaunch,
     session_id: str,
+    *,
+    hostname: str | None = None,
 ) -> ContainerPlan:
+    """``hostname`` defaults to ``<node>-host``; a node re-created under another replica
+    id (:meth:`chaos.cluster.cluster.Cluster.recreate_replica`) passes ``<id>-host``."""
     return ContainerPlan(
         name=node.container_name,
         image=image,
@@ -147,7 +151,7 @@ def replica_plan(
         nofile=spec.replica_nofile,
         # Not the replica id on purpose: a target that mixed up its id and its hostname
         # (planted defect 09: heartbeat arguments swapped) would go unseen if both were equal.
-        hostname=f"{node.name}-host",
+        hostname=hostname or f"{node.name}-host",
     )
 
 

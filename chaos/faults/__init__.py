@@ -52,6 +52,7 @@ from chaos.faults.resources import (
     AdvisoryLockHold,
     NginxFdExhaustion,
     PgConnectionExhaustion,
+    ReplicaFdExhaustion,
 )
 from chaos.faults.service import CancelStorm, ProviderErrorStorm
 
@@ -84,6 +85,7 @@ __all__ = [
     "PostgresRestart",
     "Probe",
     "ProviderErrorStorm",
+    "ReplicaFdExhaustion",
     "ResetCut",
     "ResetPeer",
     "Restart",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 from chaos.checks.params import CheckParams
 from chaos.cluster.view import ScenarioCluster, client_for
@@ -161,3 +162,89 @@ async def rejoin(
         timeout=timeout_s,
         interval=0.5,
     )
+
+
+class RecreatingCluster(ScenarioCluster, Protocol):
+    """A cluster that can bring a replica node back under another replica id."""
+
+    def replica_identity(self, node: str) -> str: ...
+
+    async def recreate_replica(self, node: str, replica_id: str | None = None) -> str: ...
+
+
+class KillRejoin(Kill):
+    """SIGKILL replica node ``node``, healed by bringing it back as replica ``as_id``.
+
+    Issue 10's scenario 8: a replica killed and restarted before it is reaped,
+    under the same id (``as_id == node``: the same container starts again, as a
+    supervisor restarting a crashed process would) or under a new one (the
+    node's container is re-created with the target's replica id set to ``as_id`` and
+    hostname ``<as_id>-host``, same address and links: a replacement pod).
+
+    Effect: the container no longer runs (at once; unlike :func:`kill_replica`
+    the reap is not awaited, so the heal comes well within the stale threshold).
+    Heal: start or re-create; proven when the node itself answers ``/healthz``
+    as ``as_id`` listing ``as_id`` (its first heartbeat upsert is in), and every
+    answering other node lists ``as_id`` too.  The history target is the killed
+    id (``node``), so the checkers time the dead incarnation's reap against it.
+    """
+
+    def __init__(self, target: ContainerTarget, cluster: RecreatingCluster, as_id: str) -> None:
+        super().__init__(target)
+        self.cluster = cluster
+        self.as_id = as_id
+        self.heal_timeout = REJOIN_TIMEOUT_S
+        self._seen: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"rejoin_as": self.as_id}
+
+    async def evidence(self) -> dict[str, Any]:
+        return {**await super().evidence(), **self._seen}
+
+    async def effect_present(self) -> bool:
+        return bool((await self.container.state())["status"] != "running")
+
+    async def heal(self) -> None:
+        node = self.container.name
+        if self.as_id == self.cluster.replica_identity(node):
+            await self.container.ensure_running()
+        else:
+            await self.cluster.recreate_replica(node, self.as_id)
+            fresh = await self.cluster.container(node)
+            self.container.container_id = fresh.id
+        await self.cluster.refresh_endpoints()
+
+    async def heal_present(self) -> bool:
+        node = self.container.name
+        if (await self.container.state())["status"] != "running":
+            return False
+        try:
+            own = await _health(self.cluster, node, SURVIVOR_PROBE_TIMEOUT_S)
+        except Exception as exc:  # still booting: not yet
+            self._seen["own_health"] = f"{type(exc).__name__}: {exc}"[:200]
+            return False
+        self._seen["own_health"] = {"replica_id": own.replica_id, "replicas": own.replica_ids}
+        if not (own.ok and own.replica_id == self.as_id and self.as_id in (own.replica_ids or ())):
+            return False
+        others = [n for n in self.cluster.replica_ids if n != node]
+        answers = await asyncio.gather(
+            *(_health(self.cluster, n, SURVIVOR_PROBE_TIMEOUT_S) for n in others),
+            return_exceptions=True,
+        )
+        try:
+            return listed_by_survivors(dict(zip(others, answers, strict=True)), self.as_id)
+        except ProbeInconclusive:
+            return False
+
+    async def healthy(self) -> bool:
+        return await self.heal_present()
+
+
+async def kill_rejoin(
+    cluster: RecreatingCluster, node: str, as_id: str | None = None
+) -> KillRejoin:
+    """:class:`KillRejoin` of ``node``, back as ``as_id`` (default: the same id)."""
+    container = await cluster.container(node)
+    target = ContainerTarget(container.client, container.id, node, survivors_list(cluster, node))
+    return KillRejoin(target, cluster, as_id or node)

@@ -12,6 +12,7 @@ import asyncpg
 from chaos.faults.base import Fault
 from chaos.faults.probes import PgCredentials, http_get, pg_connect, tcp_hold
 from chaos.faults.process import ContainerTarget
+from chaos.wait import eventually
 
 #: FNV-1a 64-bit of "replicas_sweeper" as signed int64 (CONTRACT.md, "Timers").
 REPLICAS_SWEEPER_LOCK_KEY = 6518818882528774796
@@ -226,6 +227,8 @@ class NginxFdExhaustion(Fault):
     """
 
     name = "nginx_fd_exhaustion"
+    #: How the target's log says EMFILE (nginx: strerror's text).
+    emfile_text = "Too many open files"
 
     def __init__(
         self,
@@ -270,7 +273,7 @@ class NginxFdExhaustion(Fault):
             )
 
         text = await asyncio.to_thread(read)
-        lines = [ln for ln in text.splitlines() if "Too many open files" in ln]
+        lines = [ln for ln in text.splitlines() if self.emfile_text in ln]
         if lines:
             self._seen["log"] = lines[-1][:300]
         return bool(lines)
@@ -293,3 +296,130 @@ class NginxFdExhaustion(Fault):
 
     async def heal_present(self) -> bool:
         return await self.healthy()
+
+
+class ReplicaFdExhaustion(NginxFdExhaustion):
+    """The same on a service written in Go (a loomcycle replica started with a low
+    ``nofile``): the idle connections go straight to its published port, and Go's
+    ``net/http`` logs a failed accept as "http: Accept error: ... too many open files;
+    retrying" (Go's EMFILE text is lower case)."""
+
+    name = "replica_fd_exhaustion"
+    emfile_text = "too many open files"
+
+
+class PgSlotsTaken(PgConnectionExhaustion):
+    """Take every connection slot Postgres has, the superusers' reserved ones included,
+    and push out every client that connects from elsewhere (a replica, through its
+    Toxiproxy link), so that those clients must connect again and cannot.
+
+    :class:`PgConnectionExhaustion` fills only the slots a non-superuser may use; a
+    client that logs in as a superuser (loomcycle's replicas, given the cluster's one
+    role) still gets the reserved slots and keeps the connections it holds.  Here the
+    fault connects as ``creds`` (that same superuser) from this host:
+
+    Inject: one keeper connection (for the probes), then rounds of "connect until the
+    server says 53300, then terminate every client backend that is not ours and not from
+    this host, and wait until those sessions are gone", until a round finds none, at most
+    ``max_rounds``.  Clients from this host (the suite's own already-open connections)
+    are left alone.  Effect: a new connection is refused with 53300, no client backend
+    from elsewhere remains, and the keeper still answers.  Heal: close every held
+    connection; proven when a new connection answers ``SELECT 1``.
+    """
+
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        creds: PgCredentials,
+        target: str = "postgres",
+        max_rounds: int = 20,
+    ) -> None:
+        super().__init__(addr, creds, creds, target)
+        self.creds = creds
+        self.max_rounds = max_rounds
+        self.keeper: asyncpg.Connection | None = None
+        self.effect_timeout = 20.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"role": self.creds.user, "reserved_slots_too": True}
+
+    async def _fill(self, limit: int) -> None:
+        """Connect until refused with 53300 (at most ``limit`` times)."""
+        for _ in range(limit):
+            try:
+                self.held.append(await pg_connect(*self.addr, self.creds, 5.0))
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) == _TOO_MANY:
+                    self._seen["refused_with"] = str(exc)
+                    return
+                raise
+        raise RuntimeError(f"opened {limit} connections without being refused")
+
+    async def _foreign(self, conn: asyncpg.Connection) -> list[int]:
+        """Client backends neither ours nor from this host's address."""
+        ours = [int(c.get_server_pid()) for c in self.held]
+        if self.keeper is not None:
+            ours.append(int(self.keeper.get_server_pid()))
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            " AND pid <> ALL($1::int[])"
+            " AND client_addr IS DISTINCT FROM inet_client_addr()",
+            ours,
+        )
+        return [int(r["pid"]) for r in rows]
+
+    async def inject(self) -> None:
+        self.keeper = keeper = await pg_connect(*self.addr, self.creds, 5.0)
+        max_conn = int(await keeper.fetchval("SHOW max_connections"))
+        self._seen.update(
+            max_connections=max_conn, home=str(await keeper.fetchval("SELECT inet_client_addr()"))
+        )
+        terminated = 0
+        for round_no in range(1, self.max_rounds + 1):
+            await self._fill(max_conn)
+            foreign = await self._foreign(keeper)
+            self._seen.update(rounds=round_no, terminated=terminated)
+            if not foreign:
+                return
+            await keeper.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", foreign)
+            terminated += len(foreign)
+
+            async def exited(pids: list[int] = foreign) -> bool:
+                return bool(
+                    await keeper.fetchval(
+                        "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+                        pids,
+                    )
+                )
+
+            # Their slots free only once they exited.
+            await eventually(
+                exited,
+                what=f"{len(foreign)} terminated sessions to exit",
+                timeout=5.0,
+                interval=0.05,
+            )
+        raise RuntimeError(f"clients kept reconnecting through {self.max_rounds} rounds")
+
+    async def effect_present(self) -> bool:
+        try:
+            conn = await pg_connect(*self.addr, self.creds, 5.0)
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) != _TOO_MANY:
+                return False
+            self._seen["probe_refused_with"] = str(exc)
+        else:
+            conn.terminate()
+            return False
+        keeper = self.keeper
+        if keeper is None or keeper.is_closed():
+            return False
+        foreign = await self._foreign(keeper)
+        self._seen["foreign_backends"] = len(foreign)
+        return not foreign and bool(await keeper.fetchval("SELECT 1") == 1)
+
+    async def heal(self) -> None:
+        keeper, self.keeper = self.keeper, None
+        if keeper is not None:
+            keeper.terminate()
+        await super().heal()

@@ -380,3 +380,17 @@ def test_the_deployed_config_reaches_the_runs_and_its_secrets_leave_them(tmp_pat
     log.write_text("Authorization: Bearer tok-123456\n")
     assert deployed.redact_folder(tmp_path / "run") == [log]
     assert "tok-123456" not in log.read_text()
+
+
+def test_every_gate_and_full_scenario_names_a_test_file_that_exists() -> None:
+    from chaos.gate.cli import FULL_SCENARIOS
+
+    root = Path(__file__).resolve().parents[2]
+    files = {
+        s.split("::", 1)[0]
+        for s in (*GATE_SCENARIOS, *FULL_SCENARIOS)
+        if s.endswith(".py") or "::" in s
+    }
+    assert files and all((root / f).is_file() for f in files), sorted(
+        f for f in files if not (root / f).is_file()
+    )

@@ -178,9 +178,11 @@ async def started_runs(
     *,
     via: str = "lb",
     poll_timeout_s: float = 30.0,
+    run_timeout_s: float = 120.0,
 ) -> AsyncIterator[asyncio.Task[list[RunResult]]]:
     """Runs started in the background, under the per-user gate, through the load balancer
-    (``via="lb"``) or straight to one replica; awaited (or cancelled) on the way out."""
+    (``via="lb"``) or straight to one replica; awaited (or cancelled) on the way out.
+    ``run_timeout_s`` bounds each run, queue wait included (see :class:`Driver`)."""
     url = cluster.lb_url if via == "lb" else cluster.replica_url(via)
     client = client_for(cluster, url)
     try:
@@ -190,6 +192,7 @@ async def started_runs(
             via=via,
             policy=gated_policy(settings_of(cluster.spec).max_runs_per_user),
             poll_timeout_s=poll_timeout_s,
+            run_timeout_s=run_timeout_s,
         )
         task = asyncio.create_task(run_many(driver, reqs))
         try:

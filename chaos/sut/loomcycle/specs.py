@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from chaos.sut.loomcycle.settings import (
     CRASH_TIMERS,
+    OUTAGE_TIMERS,
     MockProvider,
     Timers,
     loomcycle_spec,
@@ -54,3 +55,33 @@ QUEUEING_SPEC = with_settings(CRASH_SPEC, max_concurrent_runs=1)
 CANCEL_WINDOWS_SPEC = with_settings(
     CRASH_SPEC, timers=Timers(replica_stale_ms=130_000, heartbeat_stale_ms=240_000)
 )
+
+#: The write-up's provider profile (issue #10, scenario 12): 15 % of the mock's calls answer
+#: 429 for the whole scenario, every agent may fall back to mock-stable.  Runs of ~1 s.  At
+#: 15 % a run falls back only after three 429s in a row (the call and its retry_attempts=2
+#: same-provider retries, loop.go:1636-1712), p^3 ~ 0.34 % of the runs that start on mock:
+#: the scenario measures the per-call 429 rate (which the retries make visible) and bounds
+#: the fallbacks by that mechanism, rather than expecting the 50 % storm's many fallbacks.
+PROVIDER_PROFILE_SPEC = with_settings(
+    SMOKE_SPEC, mock=MockProvider(latency_ms=1_000, jitter_ms=200, rate_429=0.15, fallback=True)
+)
+
+#: Cluster-wide controls (issue #10, scenario 14: pause/resume/state).  Runs of ~4 s and
+#: two slots per replica, so starts admitted before a pause queue inside a replica: one
+#: that gets its slot while the cluster is paused reaches its first iteration boundary
+#: and parks there (loop.go:1516-1520), which is the documented behaviour the scenario
+#: judges.  Crash timers (the kill variant: nothing cuts Postgres).
+CONTROLS_SPEC = with_settings(
+    SMOKE_SPEC, mock=MockProvider(latency_ms=4_000, jitter_ms=400), max_concurrent_runs=2
+)
+
+#: The same with outage timers (stale 120 s), for the variant that cuts a replica from
+#: Postgres: a cut of d s can leave its row unrefreshed for up to d + 60 s (CONTRACT.md).
+CONTROLS_CUT_SPEC = with_settings(CONTROLS_SPEC, timers=OUTAGE_TIMERS)
+
+#: File-descriptor exhaustion at a replica (issue #10, scenario 10): every replica may open
+#: 512 files, several times what one uses under the suite's bursts (a 16-connection pool,
+#: 11 LISTEN connections, one socket per open stream, its data files), so the limit alone
+#: costs nothing; the fault (chaos.faults.ReplicaFdExhaustion) fills one replica's table
+#: with idle connections.  Smoke runs of ~2 s, crash timers.
+REPLICA_NOFILE_SPEC = with_settings(SMOKE_SPEC, replica_nofile=512)
