@@ -22,6 +22,22 @@ HEARTBEAT_SWEEPER_LOCK_KEY = -4592717545380319881
 _TOO_MANY = "53300"  # too_many_connections: both "too many clients" and "slots are reserved"
 
 
+async def refused_as_too_many(
+    addr: tuple[str, int], creds: PgCredentials, seen: dict[str, Any]
+) -> bool:
+    """A new connection as ``creds`` is refused with too_many_connections (recorded in
+    ``seen``); any other answer, a connection included, is ``False``."""
+    try:
+        conn = await pg_connect(*addr, creds, 5.0)
+    except asyncpg.PostgresError as exc:
+        if getattr(exc, "sqlstate", None) != _TOO_MANY:
+            return False
+        seen["probe_refused_with"] = str(exc)
+        return True
+    conn.terminate()
+    return False
+
+
 class PgConnectionExhaustion(Fault):
     """Fill every connection slot a non-superuser may use, and hold them.
 
@@ -79,14 +95,7 @@ class PgConnectionExhaustion(Fault):
         raise RuntimeError(f"opened {max_conn} connections without being refused")
 
     async def effect_present(self) -> bool:
-        try:
-            conn = await pg_connect(*self.addr, self.role, 5.0)
-        except asyncpg.PostgresError as exc:
-            if getattr(exc, "sqlstate", None) != _TOO_MANY:
-                return False
-            self._seen["probe_refused_with"] = str(exc)
-        else:
-            conn.terminate()
+        if not await refused_as_too_many(self.addr, self.role, self._seen):
             return False
         admin = await pg_connect(*self.addr, self.admin, 5.0)  # the superuser must still get in
         try:
@@ -402,14 +411,7 @@ class PgSlotsTaken(PgConnectionExhaustion):
         raise RuntimeError(f"clients kept reconnecting through {self.max_rounds} rounds")
 
     async def effect_present(self) -> bool:
-        try:
-            conn = await pg_connect(*self.addr, self.creds, 5.0)
-        except asyncpg.PostgresError as exc:
-            if getattr(exc, "sqlstate", None) != _TOO_MANY:
-                return False
-            self._seen["probe_refused_with"] = str(exc)
-        else:
-            conn.terminate()
+        if not await refused_as_too_many(self.addr, self.creds, self._seen):
             return False
         keeper = self.keeper
         if keeper is None or keeper.is_closed():
