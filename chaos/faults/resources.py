@@ -331,8 +331,15 @@ class PgSlotsTaken(PgConnectionExhaustion):
     server says 53300, then terminate every client backend that is not ours and not from
     this host, and wait until those sessions are gone", until a round finds none, at most
     ``max_rounds``.  Clients from this host (the suite's own already-open connections)
-    are left alone.  Effect: a new connection is refused with 53300, no client backend
-    from elsewhere remains, and the keeper still answers.  Heal: close every held
+    are left alone.  Then a holder task repeats that round every ``hold_interval_s``
+    until the heal: a slot that frees later (one of this host's own sessions closing, a
+    session the first rounds did not list) is taken back, and a client that got in is
+    pushed out again.  Without the holder the effect was not proven in 1 of ~40
+    injections after a Postgres restart: a replica's idle session, connected since
+    before the fault, was listed only after the rounds had ended, and nothing pushed it
+    out.  Each such late push is recorded (``late_terminated``, ``late_sessions``).
+    Effect: a new connection is refused with 53300, no client backend from elsewhere
+    remains, and the keeper still answers.  Heal: stop the holder, close every held
     connection; proven when a new connection answers ``SELECT 1``.
     """
 
@@ -342,12 +349,18 @@ class PgSlotsTaken(PgConnectionExhaustion):
         creds: PgCredentials,
         target: str = "postgres",
         max_rounds: int = 20,
+        hold_interval_s: float = 0.2,
     ) -> None:
         super().__init__(addr, creds, creds, target)
         self.creds = creds
         self.max_rounds = max_rounds
+        self.hold_interval_s = hold_interval_s
         self.keeper: asyncpg.Connection | None = None
         self.effect_timeout = 20.0
+        # One query at a time on the keeper: the holder and the probes share it.
+        self._keeper_lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._holder: asyncio.Task[None] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"role": self.creds.user, "reserved_slots_too": True}
@@ -364,18 +377,47 @@ class PgSlotsTaken(PgConnectionExhaustion):
                 raise
         raise RuntimeError(f"opened {limit} connections without being refused")
 
-    async def _foreign(self, conn: asyncpg.Connection) -> list[int]:
+    async def _foreign(self, keeper: asyncpg.Connection) -> list[dict[str, Any]]:
         """Client backends neither ours nor from this host's address."""
         ours = [int(c.get_server_pid()) for c in self.held]
-        if self.keeper is not None:
-            ours.append(int(self.keeper.get_server_pid()))
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            " AND pid <> ALL($1::int[])"
-            " AND client_addr IS DISTINCT FROM inet_client_addr()",
-            ours,
+        ours.append(int(keeper.get_server_pid()))
+        async with self._keeper_lock:
+            rows = await keeper.fetch(
+                "SELECT pid, client_addr::text AS client_addr, state,"
+                " backend_start::text AS backend_start FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> ALL($1::int[])"
+                " AND client_addr IS DISTINCT FROM inet_client_addr()",
+                ours,
+            )
+        return [dict(r) for r in rows]
+
+    async def _push_out(self, keeper: asyncpg.Connection, foreign: list[dict[str, Any]]) -> None:
+        """Terminate ``foreign`` and wait until their sessions are gone (their slots free
+        only once they exited)."""
+        pids = [int(f["pid"]) for f in foreign]
+        async with self._keeper_lock:
+            await keeper.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", pids)
+
+        async def exited() -> bool:
+            async with self._keeper_lock:
+                return bool(
+                    await keeper.fetchval(
+                        "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+                        pids,
+                    )
+                )
+
+        await eventually(
+            exited, what=f"{len(pids)} terminated sessions to exit", timeout=5.0, interval=0.05
         )
-        return [int(r["pid"]) for r in rows]
+
+    async def _round(self, keeper: asyncpg.Connection, max_conn: int) -> list[dict[str, Any]]:
+        """Fill, then push out whoever is foreign; return those pushed out."""
+        await self._fill(max_conn)
+        foreign = await self._foreign(keeper)
+        if foreign:
+            await self._push_out(keeper, foreign)
+        return foreign
 
     async def inject(self) -> None:
         self.keeper = keeper = await pg_connect(*self.addr, self.creds, 5.0)
@@ -385,42 +427,56 @@ class PgSlotsTaken(PgConnectionExhaustion):
         )
         terminated = 0
         for round_no in range(1, self.max_rounds + 1):
-            await self._fill(max_conn)
-            foreign = await self._foreign(keeper)
+            foreign = await self._round(keeper, max_conn)
             self._seen.update(rounds=round_no, terminated=terminated)
             if not foreign:
-                return
-            await keeper.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", foreign)
-            terminated += len(foreign)
-
-            async def exited(pids: list[int] = foreign) -> bool:
-                return bool(
-                    await keeper.fetchval(
-                        "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY($1::int[])",
-                        pids,
-                    )
+                self._stop.clear()
+                self._holder = asyncio.create_task(
+                    self._hold(keeper, max_conn), name=f"pg_slots_holder:{self.target}"
                 )
-
-            # Their slots free only once they exited.
-            await eventually(
-                exited,
-                what=f"{len(foreign)} terminated sessions to exit",
-                timeout=5.0,
-                interval=0.05,
-            )
+                return
+            terminated += len(foreign)
         raise RuntimeError(f"clients kept reconnecting through {self.max_rounds} rounds")
+
+    async def _hold(self, keeper: asyncpg.Connection, max_conn: int) -> None:
+        """Repeat the round until the heal; record whoever had to be pushed out late."""
+        late: list[dict[str, Any]] = []
+        try:
+            while not self._stop.is_set():
+                pushed = await self._round(keeper, max_conn)
+                if pushed:
+                    late.extend(pushed)
+                    self._seen.update(late_terminated=len(late), late_sessions=late[-5:])
+                # Wait for the heal, at most one interval: the holder's pacing.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.hold_interval_s):
+                        await self._stop.wait()
+        except Exception as exc:  # recorded; the effect probe then fails on its own
+            self._seen["holder_error"] = f"{type(exc).__name__}: {exc}"[:300]
 
     async def effect_present(self) -> bool:
         if not await refused_as_too_many(self.addr, self.creds, self._seen):
             return False
         keeper = self.keeper
-        if keeper is None or keeper.is_closed():
+        holder = self._holder
+        if keeper is None or keeper.is_closed() or holder is None or holder.done():
             return False
         foreign = await self._foreign(keeper)
         self._seen["foreign_backends"] = len(foreign)
-        return not foreign and bool(await keeper.fetchval("SELECT 1") == 1)
+        async with self._keeper_lock:
+            return not foreign and bool(await keeper.fetchval("SELECT 1") == 1)
 
     async def heal(self) -> None:
+        self._stop.set()
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            # A round is bounded (connects of 5 s, an exit wait of 5 s); past this, cancel.
+            try:
+                async with asyncio.timeout(self.hold_interval_s + 30.0):
+                    await asyncio.gather(holder, return_exceptions=True)
+            except TimeoutError:
+                holder.cancel()
+                await asyncio.gather(holder, return_exceptions=True)
         keeper, self.keeper = self.keeper, None
         if keeper is not None:
             keeper.terminate()

@@ -18,7 +18,10 @@ from chaos.faults import (
     http_probe,
     injected,
 )
+from chaos.faults.probes import pg_connect
+from chaos.faults.resources import PgSlotsTaken, refused_as_too_many
 from chaos.record.history import History
+from chaos.wait import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120)]
 
@@ -51,6 +54,35 @@ async def test_connection_exhaustion_refuses_the_role_not_the_superuser(frig: Ri
     assert phases(history) == ["inject", "effect", "heal", "healed"]
     effect = history.records[1].data
     assert effect["held"] > 0 and "probe_refused_with" in effect
+    await assert_clean(frig)
+
+
+async def test_every_slot_taken_and_kept_taken_while_held(frig: Rig) -> None:
+    """A session from elsewhere (through Toxiproxy) is pushed out; a session of this host
+    is left alone, and when it closes inside the fault its slot is taken back by the
+    holder: a new connection is refused again.  Without the holder that slot stays free."""
+    foreign = await pg_connect(*frig.proxy_addr, SUPERUSER, 5.0)
+    local = await pg_connect(*frig.pg_addr, SUPERUSER, 5.0)
+    fault = PgSlotsTaken(frig.pg_addr, SUPERUSER, hold_interval_s=0.1)
+    history = History()
+    try:
+        async with injected(fault, history):
+            assert await local.fetchval("SELECT 1") == 1, "this host's session was left alone"
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                await foreign.fetchval("SELECT 1")
+            await local.close()  # frees a slot inside the fault
+            seen: dict[str, object] = {}
+
+            async def refused_again() -> bool:
+                return await refused_as_too_many(frig.pg_addr, SUPERUSER, seen)
+
+            await eventually(refused_again, what="the freed slot taken back", timeout=10.0)
+    finally:
+        foreign.terminate()
+        local.terminate()
+    assert phases(history) == ["inject", "effect", "heal", "healed"]
+    effect = history.records[1].data
+    assert effect["terminated"] >= 1 and effect["foreign_backends"] == 0, effect
     await assert_clean(frig)
 
 
