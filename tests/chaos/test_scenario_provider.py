@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ import asyncpg
 import pytest
 
 from chaos.record.history import History
+from chaos.scenario.stats import binomial_interval
 from chaos.scenario.steps import load_requests, run_many
 from chaos.sut.loomcycle.ports import (
     DB_SETUP_TIMEOUT_S,
@@ -158,22 +158,6 @@ async def provider_story(dsn: str, prefix: str) -> list[ProviderRun]:
     return list(runs.values())
 
 
-def binomial_interval(n: int, p: float, confidence: float = CONFIDENCE) -> tuple[int, int]:
-    """The exact two-sided acceptance interval [lo, hi] of Binomial(n, p): each tail
-    outside it has probability at most (1 - confidence) / 2."""
-    tail = (1.0 - confidence) / 2
-    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
-    lo, below = 0, 0.0
-    while below + pmf[lo] <= tail:
-        below += pmf[lo]
-        lo += 1
-    hi, above = n, 0.0
-    while above + pmf[hi] <= tail:
-        above += pmf[hi]
-        hi -= 1
-    return lo, hi
-
-
 def unexplained_stable_starts(runs: Sequence[ProviderRun]) -> list[ProviderRun]:
     """Runs mock-stable served from their first call with no rate-limit cooldown to
     explain it: none of their replica's fallbacks in the 30 s before they started."""
@@ -231,9 +215,9 @@ async def test_provider_profile_429s_at_the_configured_rate_nothing_lost(
     on_mock = [r for r in runs if r.started_on_mock]
     first_429 = sum(1 for r in on_mock if r.mock_429s > 0)
     calls, all_429 = sum(r.mock_calls for r in runs), sum(r.mock_429s for r in runs)
-    lo, hi = binomial_interval(len(on_mock), rate)
+    lo, hi = binomial_interval(len(on_mock), rate, CONFIDENCE)
     fell_back = [r for r in runs if r.fallbacks]
-    _, fallback_hi = binomial_interval(len(on_mock), rate ** (RETRY_ATTEMPTS + 1))
+    _, fallback_hi = binomial_interval(len(on_mock), rate ** (RETRY_ATTEMPTS + 1), CONFIDENCE)
     stable_first = [r for r in runs if not r.started_on_mock]
     chaos_history.note(
         "provider_profile",

@@ -139,3 +139,26 @@ def test_tar_files_has_files_only_with_owner() -> None:
 def test_tar_files_refuses_odd_paths(path: str) -> None:
     with pytest.raises(ValueError):
         tar_files({path: b"x"})
+
+
+def test_replica_hostname_defaults_to_node_host_never_the_replica_id() -> None:
+    """Planted defect 09 (heartbeat arguments swapped) only shows if hostname and id differ."""
+    topo = _topology(3)
+    spec = ClusterSpec(replicas=3)
+    launch = ReplicaLaunch(command=("loomcycle",), env={})
+    for rid in topo.replica_ids:
+        plan = replica_plan(topo, spec, "lc:x", topo.node(rid), launch, "s")
+        assert plan.hostname == f"{rid}-host"
+        assert plan.hostname != rid
+
+
+def test_replica_hostname_given_is_used() -> None:
+    """A node re-created under another replica id gets that id's hostname, not the node's."""
+    topo = _topology(3)
+    launch = ReplicaLaunch(command=("loomcycle",), env={})
+    plan = replica_plan(
+        topo, ClusterSpec(replicas=3), "lc:x", topo.node("r2"), launch, "s", hostname="r9-host"
+    )
+    assert plan.hostname == "r9-host"
+    assert plan.hostname not in {"r2", "r9", "r2-host"}
+    assert plan.aliases == ("r2",) and plan.ip == topo.node("r2").ip  # the node stays the node
