@@ -1,8 +1,10 @@
 """Issue 12: the Hypothesis state machine on a live 3-replica cluster of the target.
 
-Four tests, all ``slow`` until their cost and stability are measured:
+Four tests; the ``ci`` exploration runs in CI (~5 min, measured), the other three are
+``slow`` (in ``gate --full`` and by hand):
 
-* ``test_live_machine_replays_saved_regressions``: every saved program under
+* ``test_live_machine_replays_saved_regressions`` (slow: with no saved program it would
+  be an empty parametrization, a skip): every saved program under
   ``tests/regressions/live_machine/`` (at most the profile's bound), replayed
   once; a file naming a ``finding`` is a strict xfail (``known_finding``);
 * ``test_live_machine_explores``: new examples under the profile
@@ -61,11 +63,7 @@ from chaos.record.vocabulary import FAULT_KILL, FAULT_STOP
 from chaos.seeds import HYPOTHESIS, stream_seed
 from chaos.verdict import Verdict
 
-pytestmark = [
-    pytest.mark.chaos,
-    pytest.mark.slow,
-    pytest.mark.asyncio(loop_scope="session"),
-]
+pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SAVED = ROOT / REGRESSIONS_DIR
@@ -154,6 +152,7 @@ def _regression_params() -> list[Any]:
     return params
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("regression", _regression_params())
 async def test_live_machine_replays_saved_regressions(
@@ -192,6 +191,7 @@ FAULT_RULES_PROGRAM = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_live_machine_fault_rules_program(live_setup: LiveSetup) -> None:
     await asyncio.to_thread(replay_program, live_setup, FAULT_RULES_PROGRAM)
@@ -228,6 +228,7 @@ class CapOfOneMachine(LiveClusterMachine):
             raise AssertionError(f"users with more runs than the cap of 1 allows: {over}")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 async def test_live_machine_fails_shrinks_saves_and_replays(
     live_setup: LiveSetup, chaos_seed: int, tmp_path: Path
