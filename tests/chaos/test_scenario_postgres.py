@@ -513,6 +513,12 @@ async def test_postgres_restart_under_load(
 
 
 # -- 11(a): every connection slot taken ------------------------------------------------------
+#: How a start is refused while no Postgres connection can be had: 500 from the quota gate
+#: (the bearer was still in the replica's 30 s auth cache), or 401 from the bearer lookup
+#: failing closed (its entry had expired); seen here: 500 in earlier CI runs, 401 once.
+OUTAGE_REFUSALS = frozenset({500, 401})
+
+
 async def test_connection_exhaustion_under_load(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
@@ -528,8 +534,14 @@ async def test_connection_exhaustion_under_load(
     (``retryOnTransientConn``, internal/store/postgres/postgres.go:8154-8195), the
     quota gate does not (user_quota_store.go:83-93), so a new run is refused with a 500
     before its stream opens (server.go:3831-3835, :1213) and its /healthz loses its
-    table.  Asserted: each replica felt it, a start through the load balancer during it
-    was refused with a 5xx and left no row, and once the slots are free every replica
+    table.  Before the quota gate comes the bearer check, served from a per-replica cache
+    of 30 s (``LOOMCYCLE_AUTH_CACHE_TTL_SECONDS``, cmd/loomcycle/main.go:2052-2062): where
+    the token's entry has expired, its lookup meets the outage and fails closed, uncached,
+    with an opaque 401 (internal/api/http/auth_principal.go:204-256).  Which of the two a
+    start meets depends on when its replica last cached the token, so both are the
+    target's documented refusal (:data:`OUTAGE_REFUSALS`).  Asserted: each replica felt
+    it, a start through the load balancer during it was refused with one of them and left
+    no row, and once the slots are free every replica
     reads its table and heartbeats again, the backplane is back, nobody was reaped, the
     wave completed, every invariant passes.  No run ends inside the outage (asserted).
     """
@@ -562,7 +574,8 @@ async def test_connection_exhaustion_under_load(
     effect = window.data["phases"]["effect"]
     assert effect.get("terminated", 0) > 0 and effect.get("foreign_backends") == 0, effect
     assert len(owners) == len(cluster.replica_ids), f"not every replica owned runs: {owners}"
-    assert refused.outcome == "fail" and (refused.http_status or 0) >= 500, refused
+    assert refused.outcome == "fail" and refused.http_status in OUTAGE_REFUSALS, refused
+    chaos_history.note("outage_refusal", http_status=refused.http_status, error=refused.error)
     assert not final_rows(ctx, [probe.agent_id]), "the start refused for want of a slot has a row"
     assert_no_reap(ctx, window.start_wall)
     inside = ended_inside(final_rows(ctx), window.start_wall, window.end_wall)

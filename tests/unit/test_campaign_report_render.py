@@ -6,7 +6,6 @@ import ast
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from chaos.testing.imports import ImportGraph
 
 FIXTURES = Path(__file__).parent / "data" / "campaign"
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "scripts" / "screenshot_report.sh"
 
 
 def _copy(name: str, tmp: Path) -> Path:
@@ -161,26 +159,6 @@ def test_the_report_package_imports_neither_docker_nor_the_cluster() -> None:
     assert sorted(m for m in reached if m.startswith("chaos.cluster")) == []
     assert sorted(m for m in reached if _imports_docker(graph.modules[m])) == []
     assert "chaos.campaign.report.render" in reached  # the walk did walk
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
-def test_the_report_opens_in_headless_chromium_without_console_output(soak_report: Path) -> None:
-    done = subprocess.run(
-        ["bash", str(SCREENSHOT), str(soak_report), "1200", "6000"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (soak_report / "report.png").stat().st_size > 10_000
-    broken = soak_report.parent / "broken"
-    broken.mkdir()
-    (broken / "report.html").write_text("<html><script>console.error('boom')</script></html>")
-    failed = subprocess.run(
-        ["bash", str(SCREENSHOT), str(broken)], capture_output=True, text=True, timeout=120
-    )
-    assert failed.returncode == 1
-    assert "wrote to the console" in failed.stderr
 
 
 @pytest.mark.parametrize(
