@@ -109,7 +109,8 @@ def measure_in_memory(n_runs: int) -> dict[str, float]:
             ctx.cancels_by_agent,
             ctx.final_runs,
             ctx.final_by_agent,
-            ctx.audit_by_table,
+            ctx.client_rows,
+            ctx.audit_terminal_wall,
             ctx.first_terminal_wall,
         )
     out["index_s"] = time.perf_counter() - t0

@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from chaos.checks.facts import CancelCall, ClientRun, HistoryFacts, gather
+from chaos.checks.grouped import Grouped
 from chaos.checks.params import CheckParams, params_from_history, record_params
 from chaos.record.history import FaultWindow, History, Record
 from chaos.record.readers import (
@@ -77,11 +79,8 @@ class CheckContext:
         return self.facts.client_runs
 
     @cached_property
-    def client_by_agent(self) -> dict[str, list[ClientRun]]:
-        out: dict[str, list[ClientRun]] = {}
-        for run in self.client_runs:
-            out.setdefault(run.agent_id, []).append(run)
-        return out
+    def client_by_agent(self) -> Grouped[ClientRun]:
+        return Grouped(self.client_runs, attrgetter("agent_id"))
 
     @cached_property
     def client_by_run_id(self) -> dict[str, ClientRun]:
@@ -92,11 +91,8 @@ class CheckContext:
         return self.facts.cancels
 
     @cached_property
-    def cancels_by_agent(self) -> dict[str, list[CancelCall]]:
-        out: dict[str, list[CancelCall]] = {}
-        for call in self.cancels:
-            out.setdefault(call.agent_id, []).append(call)
-        return out
+    def cancels_by_agent(self) -> Grouped[CancelCall]:
+        return Grouped(self.cancels, attrgetter("agent_id"))
 
     def excerpt(self, key: str, limit: int = 12) -> list[dict[str, Any]]:
         """The history lines about one agent (or circuit), compact, for a verdict's evidence."""
@@ -218,21 +214,37 @@ class CheckContext:
         snap = self.final_snapshot
         if snap is None:
             return {}
-        return {r.run_id: r for r in snap.runs if self.run_in_scope(r.agent_id, r.user_id)}
+        prefix = self.params.test_prefix
+        if not prefix:
+            return {r.run_id: r for r in snap.runs}
+        # run_in_scope, spelled out: a soak's final snapshot is a million rows
+        return {
+            r.run_id: r
+            for r in snap.runs
+            if (r.agent_id or "").startswith(prefix) or (r.user_id or "").startswith(prefix)
+        }
 
     @cached_property
-    def final_by_agent(self) -> dict[str, list[RunRow]]:
-        out: dict[str, list[RunRow]] = {}
-        for row in self.final_runs.values():
-            out.setdefault(row.agent_id, []).append(row)
-        return out
+    def final_by_agent(self) -> Grouped[RunRow]:
+        return Grouped(self.final_runs.values(), attrgetter("agent_id"))
 
     def row_for(self, run: ClientRun) -> RunRow | None:
         """The final database row of the run a client started (by run id, else agent id)."""
         if run.run_id is not None:
             return self.final_runs.get(run.run_id)
-        rows = self.final_by_agent.get(run.agent_id, [])
-        return rows[0] if len(rows) == 1 else None
+        by_agent = self.final_by_agent
+        return by_agent[run.agent_id][0] if by_agent.count(run.agent_id) == 1 else None
+
+    @cached_property
+    def client_rows(self) -> list[RunRow | None]:
+        """:meth:`row_for` of every client run, in :attr:`client_runs` order.  Four checkers
+        walk every run with its row: on a soak each lookup in a million-key dict misses
+        the cache, so it is made once here."""
+        final = self.final_runs
+        return [
+            final.get(run.run_id) if run.run_id is not None else self.row_for(run)
+            for run in self.client_runs
+        ]
 
     @cached_property
     def first_terminal_wall(self) -> dict[str, float]:
@@ -251,15 +263,39 @@ class CheckContext:
             out.setdefault(row.table, {}).setdefault(row.key, []).append(row)
         return out
 
+    @cached_property
+    def _audit_tables(self) -> dict[str, dict[str, list[AuditRow]]]:
+        """:attr:`audit_by_table`, one table at a time as :meth:`audit_rows` asks: a
+        replica's few rows need not group a soak's million run rows."""
+        return {}
+
     def audit_rows(self, table: str, key: str) -> list[AuditRow]:
-        return self.audit_by_table.get(table, {}).get(key, [])
+        index = self._audit_tables.get(table)
+        if index is None:
+            index = {}
+            for row in self.audit:
+                if row.table == table:
+                    index.setdefault(row.key, []).append(row)
+            self._audit_tables[table] = index
+        return index.get(key, [])
+
+    @cached_property
+    def audit_terminal_wall(self) -> dict[str, float]:
+        """By run id, when the first audit row (not a delete) shows the run terminal."""
+        out: dict[str, float] = {}
+        for row in self.audit:
+            if row.table != "runs" or row.key in out:
+                continue
+            new_status = (row.new or {}).get("status")
+            if row.action != "delete" and new_status in TERMINAL:
+                out[row.key] = row.at
+        return out
 
     def terminal_transition_wall(self, run_id: str) -> tuple[float, str] | None:
         """When the database ended a run, and how we know: audit log, completed_at, snapshot."""
-        for row in self.audit_rows("runs", run_id):
-            new_status = (row.new or {}).get("status")
-            if row.action != "delete" and new_status in TERMINAL:
-                return row.at, "audit"
+        audited = self.audit_terminal_wall.get(run_id)
+        if audited is not None:
+            return audited, "audit"
         final = self.final_runs.get(run_id)
         if final is not None and final.terminal and final.completed_at is not None:
             return final.completed_at, "completed_at"

@@ -26,8 +26,7 @@ INVARIANT = "load_spread"
 def _owners(ctx: CheckContext) -> dict[str, str]:
     """Agent id -> owner replica id, for every run whose owner is known."""
     owners: dict[str, str] = {}
-    for run in ctx.client_runs:
-        row = ctx.row_for(run)
+    for run, row in zip(ctx.client_runs, ctx.client_rows, strict=True):
         owner = row.replica_id if row is not None and row.replica_id else run.replica_id
         if owner:
             owners[run.agent_id] = owner

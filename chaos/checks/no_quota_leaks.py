@@ -24,53 +24,71 @@ convergence is 0: the quota counts sum to 0.
 
 Both bounds are point-in-interval counts on shifted intervals (lower: the
 interval shrunk by slack at both ends; upper: grown by slack before and grace
-after), so one sweep over sorted interval ends and sample times computes them
-all in O((runs + samples) log runs).
+after).  Only the counts at the sample times matter, so each interval is filed
+under the first sample it is open at and the first it is closed at (two binary
+searches among the few sample times); one walk over the samples then adds those
+up per user, in O(runs log samples + samples).
 """
 
 from __future__ import annotations
 
-import heapq
-from array import array
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 from chaos.checks.context import CheckContext, ClientRun
 from chaos.checks.evidence import capped, unique_windows
+from chaos.record.vocabulary import RunRow
 from chaos.verdict import Verdict
 
 INVARIANT = "no_quota_leaks"
 
-_OPEN, _SAMPLE, _CLOSE = 0, 1, 2
 _INF = float("inf")
 
 
-class _Intervals:
-    """Every interval as columns: a soak has two per run, and as objects they cost more
-    memory than the runs themselves."""
+class _Buckets:
+    """Per sample, the users of the intervals that open at it and of those that close at
+    it (a user once per interval).  An interval [lo, hi] counts at sample time t when
+    lo <= t and not hi < t: it opens at the first sample at or after lo and closes at
+    the first one after hi.  A soak files two intervals per run: as user lists (shared
+    strings) they cost a pointer each."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times, self.n = times, len(times)
+        self.opens: list[list[str]] = [[] for _ in times]
+        self.closes: list[list[str]] = [[] for _ in times]
+
+    def add(self, user: str, lo: float, hi: float) -> None:
+        opens_at = bisect_left(self.times, lo)
+        closes_at = bisect_right(self.times, hi)
+        if opens_at == closes_at:
+            return  # open at no sample
+        if opens_at < self.n:
+            self.opens[opens_at].append(user)
+        if closes_at < self.n:
+            self.closes[closes_at].append(user)
+
+
+class _Count:
+    """Each user's count of open intervals, as the samples are walked in time order."""
 
     def __init__(self) -> None:
-        self.users: list[str] = []
-        self.lo = array("d")
-        self.hi = array("d")
-        self.is_lower = bytearray()  # 1: a lower-bound interval, 0: an upper-bound one
+        self.opened: Counter[str] = Counter()
+        self.closed: Counter[str] = Counter()
 
-    def add(self, user: str, lo: float, hi: float, lower: bool) -> None:
-        self.users.append(user)
-        self.lo.append(lo)
-        self.hi.append(hi)
-        self.is_lower.append(lower)
+    def step(self, opens: list[str], closes: list[str]) -> None:
+        self.opened.update(opens)  # Counter.update counts a list in C
+        self.closed.update(closes)
 
-    def __len__(self) -> int:
-        return len(self.users)
+    def __getitem__(self, user: str) -> int:
+        return self.opened[user] - self.closed[user]
 
 
-def _hold_end(ctx: CheckContext, run: ClientRun) -> float:
-    """The latest moment this run might still hold a quota slot (mono, before grace)."""
+def _hold_end(ctx: CheckContext, run: ClientRun, row: RunRow | None) -> float:
+    """The latest moment this run might still hold a quota slot (mono, before grace);
+    ``row`` is its final database row (:meth:`CheckContext.row_for`)."""
     if run.end is None:
         return _INF
-    row = ctx.row_for(run)
     if row is None:
         # Never written: rejected, or queued until the client went away.
         return run.end
@@ -80,87 +98,71 @@ def _hold_end(ctx: CheckContext, run: ClientRun) -> float:
     return _INF if ended is None else max(run.end, ctx.to_mono(ended[0]))
 
 
-def _intervals(ctx: CheckContext) -> _Intervals:
+def _intervals(ctx: CheckContext, times: list[float]) -> tuple[_Buckets, _Buckets]:
+    """The lower-bound and the upper-bound intervals of every run in scope, filed."""
     slack, grace = ctx.params.sample_slack_s, ctx.params.quota_grace_s
-    out = _Intervals()
-    for run in ctx.client_runs:
-        if run.user_id is None or not ctx.in_scope(run.user_id):
+    lower, upper = _Buckets(times), _Buckets(times)
+    add_lower, add_upper, in_scope = lower.add, upper.add, ctx.in_scope  # a soak: 10^6 runs
+    for run, row in zip(ctx.client_runs, ctx.client_rows, strict=True):
+        user = run.user_id
+        if user is None or not in_scope(user):
             continue
         # Surely held only from the moment the target is known to have admitted the run.
-        if run.accepted and run.admitted is not None:
+        if run.admitted is not None and run.accepted:
             end = _INF if run.end is None else run.end
             lo, hi = run.admitted + slack, end - slack
             if lo <= hi:
-                out.add(run.user_id, lo, hi, lower=True)
+                add_lower(user, lo, hi)
         # A rejected run may still have held a slot briefly (backpressure gives it back).
-        out.add(run.user_id, run.start - slack, _hold_end(ctx, run) + grace, lower=False)
-    return out
-
-
-def _events(ctx: CheckContext, ivs: _Intervals) -> Iterator[tuple[float, int, int]]:
-    """(time, kind, index) for every interval's open and close and every sample, in the
-    order of sorting all of them as tuples: three sorted streams merged, so the millions
-    of event tuples of a soak are made one at a time instead of held and sorted at once."""
-    snaps = ctx.snapshots
-    # sorted() is stable: equal times keep index order, as the tuples' last field did
-    opens = array("q", sorted(range(len(ivs)), key=ivs.lo.__getitem__))
-    closes = array("q", sorted(range(len(ivs)), key=ivs.hi.__getitem__))
-    samples = sorted(range(len(snaps)), key=lambda s: snaps[s].mono)
-    return heapq.merge(
-        ((ivs.lo[i], _OPEN, i) for i in opens),
-        ((snaps[s].mono, _SAMPLE, s) for s in samples),
-        ((ivs.hi[i], _CLOSE, i) for i in closes),
-    )
+        add_upper(user, run.start - slack, _hold_end(ctx, run, row) + grace)
+    return lower, upper
 
 
 def _sweep(ctx: CheckContext) -> list[dict[str, Any]]:
     """Judge every quota sample; returns the offending samples."""
-    ivs = _intervals(ctx)
-    lower: Counter[str] = Counter()
-    upper: Counter[str] = Counter()
-    held: set[str] = set()  # users whose lower count is above 0 (the counter keeps zeros)
+    snaps = ctx.snapshots
+    order = sorted(range(len(snaps)), key=lambda s: snaps[s].mono)
+    lower_ivs, upper_ivs = _intervals(ctx, [snaps[s].mono for s in order])
+    lower, upper = _Count(), _Count()
+    held: set[str] = set()  # users whose lower count is above 0
     cap = ctx.params.per_user_cap
     bad: list[dict[str, Any]] = []
-    for _, kind, i in _events(ctx, ivs):
-        if kind == _SAMPLE:
-            snap = ctx.snapshots[i]
-            counts = {q.user_id: q.active_count for q in snap.quotas if ctx.in_scope(q.user_id)}
-            users = set(counts) | held
-            # Sorted: a set's order changes with the hash seed, and a re-check of a saved
-            # history must list the offenders as the scenario did.
-            for user in sorted(users):
-                count = counts.get(user, 0)
-                lo, hi = lower[user], upper[user]
-                problems = []
-                if count < lo:
-                    problems.append(f"below the {lo} runs surely holding a slot")
-                if count > hi:
-                    problems.append(f"above the {hi} runs that could hold one (leak)")
-                if cap > 0 and count > cap:
-                    problems.append(f"above the per-user cap {cap}")
-                if problems:
-                    bad.append(
-                        {
-                            "user_id": user,
-                            "sample_mono": round(snap.mono, 3),
-                            "active_count": count,
-                            "lower": lo,
-                            "upper": hi,
-                            "cap": cap,
-                            "why": "; ".join(problems),
-                        }
-                    )
-            continue
-        user = ivs.users[i]
-        step = 1 if kind == _OPEN else -1
-        if not ivs.is_lower[i]:
-            upper[user] += step
-            continue
-        lower[user] += step
-        if lower[user] > 0:
-            held.add(user)
-        else:
-            held.discard(user)
+    for k, s in enumerate(order):
+        opens, closes = lower_ivs.opens[k], lower_ivs.closes[k]
+        lower.step(opens, closes)
+        for user in set(opens).union(closes):
+            if lower[user] > 0:
+                held.add(user)
+            else:
+                held.discard(user)
+        upper.step(upper_ivs.opens[k], upper_ivs.closes[k])
+        snap = snaps[s]
+        counts = {q.user_id: q.active_count for q in snap.quotas if ctx.in_scope(q.user_id)}
+        users = set(counts) | held
+        # Sorted: a set's order changes with the hash seed, and a re-check of a saved
+        # history must list the offenders as the scenario did.
+        for user in sorted(users):
+            count = counts.get(user, 0)
+            lo, hi = lower[user], upper[user]
+            problems = []
+            if count < lo:
+                problems.append(f"below the {lo} runs surely holding a slot")
+            if count > hi:
+                problems.append(f"above the {hi} runs that could hold one (leak)")
+            if cap > 0 and count > cap:
+                problems.append(f"above the per-user cap {cap}")
+            if problems:
+                bad.append(
+                    {
+                        "user_id": user,
+                        "sample_mono": round(snap.mono, 3),
+                        "active_count": count,
+                        "lower": lo,
+                        "upper": hi,
+                        "cap": cap,
+                        "why": "; ".join(problems),
+                    }
+                )
     return bad
 
 

@@ -23,12 +23,10 @@ INVARIANT = "nothing_lost"
 
 def _lost(ctx: CheckContext) -> list[dict[str, Any]]:
     lost = []
-    for run in ctx.client_runs:
-        if not run.accepted or not ctx.run_in_scope(run.agent_id, run.user_id):
-            continue
-        if ctx.row_for(run) is None and (
-            run.run_id is not None or run.agent_id not in ctx.final_by_agent
-        ):
+    for run, row in zip(ctx.client_runs, ctx.client_rows, strict=True):
+        if row is not None or not run.accepted or not ctx.run_in_scope(run.agent_id, run.user_id):
+            continue  # in the database, or not a run the database must hold
+        if run.run_id is not None or run.agent_id not in ctx.final_by_agent:
             lost.append(
                 {
                     "agent_id": run.agent_id,
@@ -42,7 +40,11 @@ def _lost(ctx: CheckContext) -> list[dict[str, Any]]:
 
 def _phantoms(ctx: CheckContext) -> list[dict[str, Any]]:
     phantoms = []
+    by_run_id = ctx.client_by_run_id
     for row in ctx.final_runs.values():
+        told = by_run_id.get(row.run_id)
+        if told is not None and told.agent_id == row.agent_id:
+            continue  # a client of this agent id was told this run id: explained
         clients = ctx.client_by_agent.get(row.agent_id)
         if not clients:
             phantoms.append({**row_brief(row), "why": "the driver never started this agent id"})

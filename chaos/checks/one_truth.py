@@ -38,10 +38,9 @@ def _owner_died_before(ctx: CheckContext, row: RunRow) -> bool:
 def _client_vs_db(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
     bad: list[dict[str, Any]] = []
     judged = 0
-    for run in ctx.client_runs:
+    for run, row in zip(ctx.client_runs, ctx.client_rows, strict=True):
         if not (run.got_done or run.got_error):
             continue
-        row = ctx.row_for(run)
         judged += 1
         if row is None:
             continue  # nothing_lost reports the missing row

@@ -28,60 +28,79 @@ def _final_fields(row: RunRow) -> tuple[object, ...]:
     return (row.status, row.stop_reason, row.error, row.completed_at)
 
 
-def _completed_at_agrees(status: object, completed_at: object) -> bool:
-    return (status == "running") == (completed_at is None)
-
-
 def _audit_findings(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
-    bad: list[dict[str, Any]] = []
-    terminal_covered = 0
-    for run_id, rows in ctx.audit_by_table.get("runs", {}).items():
-        ended = False
-        for row in rows:
-            old, new = row.old or {}, row.new or {}
-            if row.action == "update" and old.get("status") in TERMINAL:
-                changed = [f for f in _FINAL_FIELDS if old.get(f) != new.get(f)]
-                if changed:
-                    bad.append(
-                        {
-                            "source": "audit",
-                            "run_id": run_id,
-                            "seq": row.seq,
-                            "at": row.at,
-                            "changed": changed,
-                            "old": old,
-                            "new": new,
-                        }
-                    )
-            if (
-                row.new is not None
-                and "status" in new
-                and "completed_at" in new
-                and not _completed_at_agrees(new["status"], new["completed_at"])
-            ):
-                bad.append(
+    """The audit log's findings, run by run (each run's rows in commit order), and how
+    many runs it shows ending.  One walk over the log in commit order: a soak's million
+    runs are not grouped first, only the few runs with a finding are put in order."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    ended: set[str] = set()
+    for row in ctx.audit:
+        if row.table != "runs":
+            continue
+        run_id = row.key
+        old, new = row.old or {}, row.new or {}
+        if row.action == "update" and old.get("status") in TERMINAL:
+            changed = [f for f in _FINAL_FIELDS if old.get(f) != new.get(f)]
+            if changed:
+                found.setdefault(run_id, []).append(
                     {
                         "source": "audit",
                         "run_id": run_id,
                         "seq": row.seq,
-                        "why": "completed_at set iff not running is broken",
+                        "at": row.at,
+                        "changed": changed,
+                        "old": old,
                         "new": new,
                     }
                 )
-            ended = ended or new.get("status") in TERMINAL
-        terminal_covered += ended
-    return bad, terminal_covered
+        if (
+            row.new is not None
+            and "status" in new
+            and "completed_at" in new
+            # completed_at IS NULL exactly while running, broken
+            and (new["status"] == "running") != (new["completed_at"] is None)
+        ):
+            found.setdefault(run_id, []).append(
+                {
+                    "source": "audit",
+                    "run_id": run_id,
+                    "seq": row.seq,
+                    "why": "completed_at set iff not running is broken",
+                    "new": new,
+                }
+            )
+        if run_id not in ended and new.get("status") in TERMINAL:
+            ended.add(run_id)
+    return [b for run_id in _first_seen_order(ctx, found) for b in found[run_id]], len(ended)
+
+
+def _first_seen_order(ctx: CheckContext, run_ids: dict[str, Any]) -> list[str]:
+    """These run ids in the order of their first audit row (the order of
+    :attr:`CheckContext.audit_by_table`, by which findings are listed)."""
+    order: dict[str, None] = {}  # a dict keeps its keys in insertion order
+    if run_ids:
+        for row in ctx.audit:
+            if row.table == "runs" and row.key in run_ids:
+                order.setdefault(row.key)
+    return list(order)
 
 
 def _snapshot_findings(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
     bad: list[dict[str, Any]] = []
     first_terminal: dict[str, tuple[tuple[object, ...], float]] = {}
     reobserved = 0
-    for snap in ctx.snapshots:
+    prefix = ctx.params.test_prefix
+    last = len(ctx.snapshots) - 1
+    for k, snap in enumerate(ctx.snapshots):
         for row in snap.runs:
-            if not ctx.run_in_scope(row.agent_id, row.user_id):
+            # run_in_scope, spelled out: a soak's snapshots hold millions of rows
+            if (
+                prefix
+                and not (row.agent_id or "").startswith(prefix)
+                and not (row.user_id or "").startswith(prefix)
+            ):
                 continue
-            if not _completed_at_agrees(row.status, row.completed_at):
+            if (row.status == "running") != (row.completed_at is None):
                 bad.append(
                     {
                         "source": "snapshot",
@@ -94,7 +113,8 @@ def _snapshot_findings(ctx: CheckContext) -> tuple[list[dict[str, Any]], int]:
                 )
             seen = first_terminal.get(row.run_id)
             if seen is None:
-                if row.terminal:
+                # the last snapshot's first sightings are never looked up again
+                if k != last and row.status in TERMINAL:
                     first_terminal[row.run_id] = (_final_fields(row), snap.mono)
                 continue
             reobserved += 1

@@ -43,6 +43,8 @@ def _setters(cls: type) -> list[Callable[[object, object], None]] | None:
 
 _RUN_SET = _setters(RunRow)
 _AUDIT_SET = _setters(AuditRow)
+#: The same trick for another class of the checkers' (their facts' ``ClientRun``).
+slot_setters = _setters
 
 
 def _run(*v: Any) -> RunRow:
