@@ -24,10 +24,14 @@ from chaos.record.readers import audit_from_dict, run_from_dict
 from chaos.record.vocabulary import AuditRow, RunRow
 
 _intern = sys.intern
+_new = object.__new__
 #: The audit actions, interned once: the row's action is the shared string.
 _ACTIONS: dict[str, str] = {a: _intern(a) for a in ("insert", "update", "delete")}
 
 Images = dict[tuple[Any, ...], dict[str, object]]
+#: An image value that is no timestamp.  A tuple: ``isinstance`` takes it at C speed, a
+#: ``str | bool`` written inline is built and checked anew each time (3 times as long).
+_UNSTAMPED = (str, bool)
 
 
 def _setters(cls: type) -> list[Callable[[object, object], None]] | None:
@@ -45,41 +49,6 @@ _RUN_SET = _setters(RunRow)
 _AUDIT_SET = _setters(AuditRow)
 #: The same trick for another class of the checkers' (their facts' ``ClientRun``).
 slot_setters = _setters
-
-
-def _run(*v: Any) -> RunRow:
-    """``RunRow(*v)``, filled slot by slot (unrolled: a loop costs what it saves)."""
-    if _RUN_SET is None:
-        return RunRow(*v)
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _RUN_SET
-    row = object.__new__(RunRow)
-    s0(row, v[0])
-    s1(row, v[1])
-    s2(row, v[2])
-    s3(row, v[3])
-    s4(row, v[4])
-    s5(row, v[5])
-    s6(row, v[6])
-    s7(row, v[7])
-    s8(row, v[8])
-    s9(row, v[9])
-    return row
-
-
-def _audit(*v: Any) -> AuditRow:
-    """``AuditRow(*v)``, filled slot by slot."""
-    if _AUDIT_SET is None:
-        return AuditRow(*v)
-    s0, s1, s2, s3, s4, s5, s6 = _AUDIT_SET
-    row = object.__new__(AuditRow)
-    s0(row, v[0])
-    s1(row, v[1])
-    s2(row, v[2])
-    s3(row, v[3])
-    s4(row, v[4])
-    s5(row, v[5])
-    s6(row, v[6])
-    return row
 
 
 def run_row(raw: Any) -> RunRow:
@@ -113,25 +82,40 @@ def run_row(raw: Any) -> RunRow:
         heartbeat = float(heartbeat)
         if heartbeat and heartbeat == started:
             heartbeat = started
-    return _run(
-        run_id,
-        agent_id,
-        user_id,
-        replica_id,
-        status,
-        stop_reason,
-        error,
-        started,
-        completed,
-        heartbeat,
-    )
+    if _RUN_SET is None:
+        return RunRow(
+            run_id,
+            agent_id,
+            user_id,
+            replica_id,
+            status,
+            stop_reason,
+            error,
+            started,
+            completed,
+            heartbeat,
+        )
+    # the slots filled here, unrolled: a helper call (or a loop) costs what it saves
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _RUN_SET
+    row = _new(RunRow)
+    s0(row, run_id)
+    s1(row, agent_id)
+    s2(row, user_id)
+    s3(row, replica_id)
+    s4(row, status)
+    s5(row, stop_reason)
+    s6(row, error)
+    s7(row, started)
+    s8(row, completed)
+    s9(row, heartbeat)
+    return row
 
 
 def audit_row(raw: Any, shared: Images | None = None) -> AuditRow:
     """:func:`~chaos.record.readers.audit_from_dict`, faster (see the module)."""
     if type(raw) is not dict:
         return audit_from_dict(raw, shared)
-    action = _ACTIONS.get(str(raw["action"]))
+    action: Any = _ACTIONS.get(str(raw["action"]))  # (one of the three, checked below)
     if action is None:
         return audit_from_dict(raw, shared)  # raises its "unknown action"
     seq = int(raw["seq"])
@@ -140,13 +124,32 @@ def audit_row(raw: Any, shared: Images | None = None) -> AuditRow:
     old = raw.get("old")
     if old is not None:
         old = _image(old, shared)
-    new = raw.get("new")
-    if new is not None:
-        new = _image(new, shared)
+    new: Any = raw.get("new")
+    stamped = False  # (an image without a timestamp has no float to share: half the rows)
+    if new is not None:  # _image's work, inlined to learn whether it found a timestamp
+        new = dict(new)
+        for v in new.values():
+            if v is not None and not isinstance(v, _UNSTAMPED):
+                stamped = True
+                break
+        else:
+            if shared is not None:
+                new = shared.setdefault(tuple(new.items()), new)
     at = float(raw["at"])
-    if new is not None and new is not old:
+    if stamped:
         _share_floats(new, old, at)
-    return _audit(seq, table, action, key, old, new, at)
+    if _AUDIT_SET is None:
+        return AuditRow(seq, table, action, key, old, new, at)
+    s0, s1, s2, s3, s4, s5, s6 = _AUDIT_SET  # unrolled, as in run_row
+    row = _new(AuditRow)
+    s0(row, seq)
+    s1(row, table)
+    s2(row, action)
+    s3(row, key)
+    s4(row, old)
+    s5(row, new)
+    s6(row, at)
+    return row
 
 
 def _image(value: Any, shared: Images | None) -> dict[str, object]:
@@ -154,7 +157,7 @@ def _image(value: Any, shared: Images | None) -> dict[str, object]:
     if shared is None:
         return image
     for v in image.values():
-        if v is not None and not isinstance(v, str | bool):
+        if v is not None and not isinstance(v, _UNSTAMPED):
             return image  # timestamps make an image unique: sharing would only cost memory
     return shared.setdefault(tuple(image.items()), image)
 
