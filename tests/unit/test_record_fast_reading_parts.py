@@ -147,6 +147,8 @@ def test_promoting_leaves_objects_someone_froze_frozen() -> None:
         frozen = gc.get_freeze_count()
         with gc_paused(promote=True):
             pass
-        assert gc.get_freeze_count() == frozen > 0
+        # Frozen objects whose last reference goes meanwhile leave the count (seen: 2 of
+        # 272k), so not equality; a promotion that thawed them would leave it at 0.
+        assert frozen > 0 and frozen * 0.99 <= gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
