@@ -84,7 +84,11 @@ class PgConnectionExhaustion(Fault):
         finally:
             admin.terminate()
         self._seen.update(max_connections=max_conn, superuser_reserved=reserved)
-        for _ in range(max_conn):  # bounded: no server has more slots than this
+        await self._fill(max_conn)  # bounded: no server has more slots than this
+
+    async def _fill(self, limit: int) -> None:
+        """Connect as ``role`` until refused with 53300 (at most ``limit`` times)."""
+        for _ in range(limit):
             try:
                 self.held.append(await pg_connect(*self.addr, self.role, 5.0))
             except asyncpg.PostgresError as exc:
@@ -92,7 +96,7 @@ class PgConnectionExhaustion(Fault):
                     self._seen["refused_with"] = str(exc)
                     return
                 raise
-        raise RuntimeError(f"opened {max_conn} connections without being refused")
+        raise RuntimeError(f"opened {limit} connections without being refused")
 
     async def effect_present(self) -> bool:
         if not await refused_as_too_many(self.addr, self.role, self._seen):
@@ -364,18 +368,6 @@ class PgSlotsTaken(PgConnectionExhaustion):
 
     def describe(self) -> dict[str, Any]:
         return {"role": self.creds.user, "reserved_slots_too": True}
-
-    async def _fill(self, limit: int) -> None:
-        """Connect until refused with 53300 (at most ``limit`` times)."""
-        for _ in range(limit):
-            try:
-                self.held.append(await pg_connect(*self.addr, self.creds, 5.0))
-            except asyncpg.PostgresError as exc:
-                if getattr(exc, "sqlstate", None) == _TOO_MANY:
-                    self._seen["refused_with"] = str(exc)
-                    return
-                raise
-        raise RuntimeError(f"opened {limit} connections without being refused")
 
     async def _foreign(self, keeper: asyncpg.Connection) -> list[dict[str, Any]]:
         """Client backends neither ours nor from this host's address."""
