@@ -32,7 +32,7 @@ from chaos.labels import new_session_id, test_prefix
 from chaos.record.history import History
 from chaos.replay import build_meta
 from chaos.report.hang import HangWatch
-from chaos.report.outcome import REPORT_KEY, report_failed
+from chaos.report.outcome import REPORT_KEY, keeps_evidence
 from chaos.seeds import FAULTS, HYPOTHESIS, Replay, TestSeed, stream, stream_seed
 from chaos.seeds import derive_test_seed as derive_test_seed
 from chaos.verdict import (
@@ -273,7 +273,7 @@ def chaos_history(
     history = History(seed=chaos_seed, meta=meta)
     request.node.stash[_HISTORY_KEY] = history
     # Streamed as it grows, so a test killed or hung midway still leaves its history;
-    # kept only if the test fails.
+    # kept only if the test fails (a known finding's xfail included).
     path = history.stream_to_path(chaos_artifacts / "history.jsonl")
     try:
         yield history
@@ -282,7 +282,7 @@ def chaos_history(
     windows = history.fault_windows()
     if windows:
         record_property("chaos_fault_timeline", json.dumps([w.describe() for w in windows]))
-    if not report_failed(request.node):
+    if not keeps_evidence(request.node):
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty: another fixture left something
             path.parent.rmdir()

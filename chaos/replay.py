@@ -7,6 +7,11 @@ was set).  The seed rebuilds the same workload draws and the same fault
 schedule; it does not rebuild the same interleaving of threads, the network
 and the target's own timers, so a race may need several tries: ``--times N``
 runs it N times and says in how many it failed again.
+
+A known finding's reproduction (a strict xfail) keeps its artifacts too, and
+its replay counts the tries that failed as marked: that count over N is the
+finding's replay hit rate.  Each try's outcome is read from its own JUnit file,
+not from the exit code alone (pytest exits 0 for an xfail and for a pass).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chaos.errors import SetupError
+from chaos.report.junit import read_junit
 from chaos.seeds import Replay
 from chaos.sut.loomcycle import build as target_build
 
@@ -47,10 +54,43 @@ class ReplayPlan:
             "pytest",
             *self.replay.argv(),
             f"--chaos-artifacts={artifacts}",
+            f"--junitxml={artifacts / JUNIT_NAME}",
+            "-o",
+            "junit_family=xunit1",
             "-p",
             "no:cacheprovider",
             "-q",
         ]
+
+
+#: Each try's JUnit file, inside its artifact folder.
+JUNIT_NAME = "junit.xml"
+#: What a try's outcome says about the failure being replayed.
+REPRODUCED = {
+    "failed": "failed again",
+    "error": "failed again",
+    "xfailed": "reproduced the finding",
+}
+
+
+def try_outcome(returncode: int, junit: Path) -> str:
+    """The replayed test's outcome in one try: passed, failed, error, skipped or xfailed;
+    ``exit N`` when pytest wrote no result for it (a session that stopped early)."""
+    try:
+        _props, outcomes = read_junit(junit)
+    except (OSError, ET.ParseError):
+        outcomes = []
+    if not outcomes:
+        return f"exit {returncode}"
+    worst = ("error", "failed", "xfailed", "skipped", "passed")
+    return min((o.outcome for o in outcomes), key=lambda o: worst.index(o) if o in worst else 0)
+
+
+def summary(outcomes: list[str]) -> str:
+    """``reproduced in K of N`` with the split, the figure the README's hit-rate table quotes."""
+    hits = sum(o in REPRODUCED for o in outcomes)
+    split = ", ".join(f"{o} {outcomes.count(o)}" for o in sorted(set(outcomes)))
+    return f"replay: reproduced in {hits} of {len(outcomes)} ({split})"
 
 
 def plan_from(path: Path) -> ReplayPlan:
@@ -88,11 +128,16 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, **plan.build}
     build = " ".join(f"{k}={v}" for k, v in plan.build.items()) or "the default build"
     print(f"replay: {plan.replay.command()} against {build}", flush=True)
+    outcomes: list[str] = []
     failed = 0
     for i in range(1, args.times + 1):
-        argv = plan.argv(Path(args.out) / f"try-{i}")
-        rc = subprocess.run(argv, env=env, check=False).returncode
+        folder = Path(args.out) / f"try-{i}"
+        rc = subprocess.run(plan.argv(folder), env=env, check=False).returncode
+        outcome = try_outcome(rc, folder / JUNIT_NAME)
+        outcomes.append(outcome)
         failed += rc != 0
-        print(f"replay {i}/{args.times}: {'failed again' if rc else 'passed'} (exit {rc})")
-    print(f"replay: failed again in {failed} of {args.times}")
+        said = REPRODUCED.get(outcome, outcome)
+        print(f"replay {i}/{args.times}: {said} ({outcome}, exit {rc})", flush=True)
+    print(summary(outcomes))
+    # The exit code is pytest's: 1 when a try failed (an xfail that reproduced is not a failure).
     return 1 if failed else 0

@@ -62,7 +62,7 @@ class VerdictObs:
 
 @dataclass(frozen=True)
 class TestObs:
-    outcome: str  # passed, failed, error, skipped
+    outcome: str  # passed, failed, error, skipped, xfailed
     message: str = ""
     #: invariant -> verdict; a repeated invariant in one test gets ``name#2``, ``name#3``...
     verdicts: Mapping[str, VerdictObs] = field(default_factory=dict)

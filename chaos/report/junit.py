@@ -18,7 +18,7 @@ KNOWN = "chaos_known_verdicts"
 @dataclass
 class TestOutcome:
     name: str
-    outcome: str  # passed, failed, error, skipped
+    outcome: str  # passed, failed, error, skipped, xfailed (a strict xfail that failed as marked)
     seconds: float
     message: str = ""
     verdicts: list[dict[str, object]] = field(default_factory=list)
@@ -40,6 +40,8 @@ def read_junit(path: Path) -> tuple[dict[str, str], list[TestOutcome]]:
             node = case.find(tag)
             if node is not None:
                 outcome = {"failure": "failed"}.get(tag, tag)
+                if tag == "skipped" and node.get("type") == "pytest.xfail":
+                    outcome = "xfailed"
                 message = (
                     (node.get("message") or "").splitlines()[0][:200] if node.get("message") else ""
                 )

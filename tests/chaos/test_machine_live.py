@@ -36,8 +36,6 @@ import pytest_asyncio
 from hypothesis.stateful import invariant
 from test_scenario_cancel import assert_lc004_signature
 from test_scenario_crash import (
-    LC002_INVARIANTS,
-    assert_lc002_signature,
     assert_lc003_signature,
 )
 from test_scenario_crash_cancel_windows import assert_dead_owner_mark_signature
@@ -59,8 +57,13 @@ from chaos.machine.live import (
 from chaos.machine.live.spec import LIVE_MACHINE_SPEC
 from chaos.machine.run import machine_settings, program_rules
 from chaos.record.history import History
-from chaos.record.vocabulary import FAULT_KILL, FAULT_STOP
+from chaos.record.vocabulary import FAULT_KILL
 from chaos.seeds import HYPOTHESIS, stream_seed
+from chaos.sut.loomcycle.signatures import (
+    LC002_INVARIANTS,
+    assert_lc002_signature,
+    last_stops,
+)
 from chaos.verdict import Verdict
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="session")]
@@ -88,12 +91,14 @@ def explain_known(verdict: Verdict, facts: ExampleFacts) -> str | None:
                 attempts.append(
                     ("LC-003", lambda w=w: assert_lc003_signature(verdict, facts.ctx, w))
                 )
-    if verdict.invariant in LC002_INVARIANTS:
-        for w in facts.windows:
-            if w.name == FAULT_STOP:
-                attempts.append(
-                    ("LC-002", lambda w=w: assert_lc002_signature(verdict, w.target, facts.final))
-                )
+    stops = last_stops(facts.windows)
+    if verdict.invariant in LC002_INVARIANTS and stops:
+        attempts.append(
+            (
+                "LC-002",
+                lambda: assert_lc002_signature(verdict, stops, facts.final, facts.ctx.params),
+            )
+        )
     for finding, check in attempts:
         try:
             check()

@@ -49,6 +49,11 @@ from chaos.schedule import (
     run_schedule,
 )
 from chaos.sut.loomcycle.ports import scenario_run, started_runs
+from chaos.sut.loomcycle.signatures import (
+    LC002_INVARIANTS,
+    assert_lc002_signature,
+    last_stops,
+)
 from chaos.sut.loomcycle.specs import CRASH_SPEC, SMOKE_SPEC
 from chaos.verdict import AssertVerdicts, Verdict
 from chaos.wait import WaitTimeout, eventually
@@ -316,8 +321,10 @@ async def test_graceful_stop_replica_owning_runs(
     # and the two it breaks may fail only with that finding's signature.
     verdicts = run.verdicts(allow_vacuous=[NO_CANCELS, NO_KILL_NO_CANCEL])
     known = [v for v in verdicts if v.invariant in LC002_INVARIANTS and not v.ok]
+    stops = last_stops(chaos_history.fault_windows())
+    assert list(stops) == [victim], stops
     for v in known:
-        assert_lc002_signature(v, victim, convergence.final)
+        assert_lc002_signature(v, stops, convergence.final, run.context().params)
     chaos_verdicts([v for v in verdicts if v not in known], known=known)
 
 
@@ -335,23 +342,6 @@ async def test_graceful_stop_with_every_run_inside_the_drain(
     cluster = await chaos_cluster_for(SMOKE_SPEC)
     run, _, _ = await graceful_stop_under_load(cluster, chaos_history, chaos_prefix, chaos_seed)
     chaos_verdicts(run.verdicts(allow_vacuous=[NO_CANCELS, NO_KILL_NO_CANCEL]))
-
-
-#: What LC-002 breaks in this scenario; every other invariant must pass.
-LC002_INVARIANTS = ("no_zombies", "no_quota_leaks")
-
-
-def assert_lc002_signature(verdict: Verdict, victim: str, final: Any) -> None:
-    """The failure is LC-002's: only the stopped replica's runs are left running, and the
-    only quota left held at quiescence is those runs' users'."""
-    zombies = [r for r in final.runs if r.status == "running"]
-    assert zombies and {r.replica_id for r in zombies} == {victim}, (
-        f"{verdict.invariant} failed, but not as LC-002: running at the end {zombies[:5]}"
-    )
-    if verdict.invariant == "no_quota_leaks":
-        assert not verdict.evidence.get("out_of_bounds"), verdict.evidence
-        held = {q.user_id for q in final.quotas if q.active_count > 0}
-        assert held <= {r.user_id for r in zombies}, (held, zombies[:5])
 
 
 @pytest.mark.slow

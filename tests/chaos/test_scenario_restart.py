@@ -47,7 +47,6 @@ import pytest
 from test_scenario_crash import (
     GRACEFUL_ROW_BOUND_S,
     KILL_ANSWER_WINDOW_S,
-    LC002_INVARIANTS,
     MIN_OWNED,
     NO_CANCELS,
     NO_KILL_NO_CANCEL,
@@ -87,6 +86,7 @@ from chaos.schedule import (
 )
 from chaos.sut.loomcycle.ports import scenario_run, started_runs
 from chaos.sut.loomcycle.settings import with_settings
+from chaos.sut.loomcycle.signatures import LC002_INVARIANTS, assert_lc002_signature
 from chaos.sut.loomcycle.specs import CRASH_SPEC
 from chaos.verdict import AssertVerdicts, Verdict
 
@@ -192,37 +192,6 @@ def drain_classes(
     return inside, outlast
 
 
-def assert_rolling_lc002_signature(
-    verdict: Verdict, stops: dict[str, float], final: Snapshot, ctx: CheckContext
-) -> None:
-    """LC-002's signature over several stops (``assert_lc002_signature`` in
-    test_scenario_crash.py, for one): every run left running belongs to a stopped
-    replica and started before that replica's SIGTERM; the only quota held at
-    quiescence is those runs' users' (or users of runs that the per-run heartbeat
-    sweeper has marked meanwhile, which gives no slot back); nothing below bounds."""
-    slack = ctx.params.clock_slack_s
-    abandoned = [
-        r
-        for r in final.runs
-        if r.replica_id in stops
-        and r.started_at is not None
-        and r.started_at <= stops[r.replica_id] + slack
-        and (
-            r.status == "running"
-            or (r.status == "failed" and r.stop_reason == ctx.params.terminal.heartbeat_timeout)
-        )
-    ]
-    zombies = [r for r in final.runs if r.status == "running"]
-    assert zombies and set(zombies) <= set(abandoned), (
-        f"{verdict.invariant} failed, but not as LC-002: running at the end "
-        f"{[r for r in zombies if r not in abandoned][:5] or zombies[:5]}"
-    )
-    if verdict.invariant == "no_quota_leaks":
-        assert not verdict.evidence.get("out_of_bounds"), verdict.evidence
-        held = {q.user_id for q in final.quotas if q.active_count > 0}
-        assert held <= {r.user_id for r in abandoned}, (held, abandoned[:5])
-
-
 async def test_rolling_restart_of_every_replica_under_load(
     chaos_cluster_for: Callable[..., Awaitable[Any]],
     chaos_history: History,
@@ -296,7 +265,7 @@ async def test_rolling_restart_of_every_replica_under_load(
     verdicts = run.verdicts(allow_vacuous=[NO_CANCELS, NO_KILL_NO_CANCEL])
     known = [v for v in verdicts if v.invariant in LC002_INVARIANTS and not v.ok]
     for v in known:
-        assert_rolling_lc002_signature(v, stops, convergence.final, ctx)
+        assert_lc002_signature(v, stops, convergence.final, ctx.params)
     chaos_verdicts([v for v in verdicts if v not in known], known=known)
 
 

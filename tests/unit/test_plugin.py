@@ -156,3 +156,39 @@ def test_p(chaos_history):
     result = pytester.runpytest("-p", "no:cacheprovider", *QUIET, "--chaos-seed=77")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*(replay: pytest 'test_plain.py::test_p' --chaos-seed=77)"])
+
+
+EVIDENCE = """
+import pytest
+from chaos.findings import known_finding
+from chaos.verdict import InvariantViolation, Verdict
+
+@pytest.mark.chaos
+@known_finding("LC-003", raises=InvariantViolation)
+def test_known(chaos_history, chaos_verdicts):
+    chaos_history.note("known finding reproduced")
+    chaos_verdicts([Verdict.failed("no_quota_leaks", "u1 holds 1 slot", run_ids=["r_1"])])
+
+@pytest.mark.chaos
+def test_clean(chaos_history):
+    chaos_history.note("nothing to keep")
+"""
+
+
+def test_a_known_findings_xfail_keeps_its_history_and_a_pass_does_not(
+    pytester: pytest.Pytester,
+) -> None:
+    # The replay hit rate of a finding is measured from its xfail's artifact folder.
+    pytester.makepyfile(test_evidence=EVIDENCE)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--chaos-skip-provision", *QUIET,
+        f"--chaos-artifacts={pytester.path / 'art'}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, xfailed=1)
+    kept = sorted(p.parent.name for p in (pytester.path / "art").rglob("history.jsonl"))
+    assert len(kept) == 1 and "test_known" in kept[0]
+    assert (
+        "known finding reproduced"
+        in next((pytester.path / "art").rglob("history.jsonl")).read_text()
+    )
+    assert list((pytester.path / "art").rglob("verdicts.txt"))

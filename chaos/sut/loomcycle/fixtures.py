@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from chaos.errors import SetupError
-from chaos.report.outcome import report_failed
+from chaos.report.outcome import keeps_evidence
 from chaos.sut.loomcycle import target_config
 
 OPT_TARGET_CONFIG = "--chaos-target-config"
@@ -161,9 +161,9 @@ async def chaos_cluster_for(
         return cluster
 
     yield acquire
-    failed = report_failed(request.node)
+    kept = keeps_evidence(request.node)
     for cluster in taken:
-        if failed:
+        if kept:
             await cluster.collect_logs(chaos_artifacts / "logs")
         await chaos_clusters.release(cluster)
 
