@@ -41,6 +41,7 @@ def test_the_machine_has_every_rule_group() -> None:
     rules = set(_marked(LiveClusterMachine, "hypothesis_stateful_rule"))
     assert {
         "start_runs",
+        "start_over_the_cap",
         "cancel",
         "cancel_twice_at_once",
         "kill_replica",

@@ -41,9 +41,15 @@ from chaos.sut.loomcycle.ports import gated_policy, scenario_run
 from chaos.sut.loomcycle.settings import settings_of
 from chaos.wait import WaitTimeout, eventually
 from chaos.workload.driver import Driver
-from chaos.workload.gates import UserGate
+from chaos.workload.gates import CapPolicy, RetryPolicy, UserGate
 
 T = TypeVar("T")
+
+#: The drivers' key suffix of a route's ungated driver (``start_over_the_cap``).
+UNGATED = "+ungated"
+#: An ungated start refused at the cap retries until a slot is free: runs last ~3 s, and
+#: 12 tries of 0.5-2 s backoff outlast several of them.
+OVER_CAP_RETRY = RetryPolicy(attempts=12, base_s=0.5, max_s=2.0)
 
 
 class LiveMachineBase(ChaosMachine):
@@ -95,6 +101,8 @@ class LiveMachineBase(ChaosMachine):
         #: how often ``start_circuit`` ran (what the budget counts: a program decides it).
         self.circuit_budget: int | None = None
         self.circuit_rules = 0
+        #: Whether ``start_over_the_cap`` ran (once per example).
+        self.over_cap_started = False
         setup.stats.examples += 1
 
     def _reset(self) -> None:
@@ -149,34 +157,44 @@ class LiveMachineBase(ChaosMachine):
             timeout=timeout + 15.0,
         )
 
-    def driver(self, via: str) -> Driver:
-        if via not in self.drivers:
+    def driver(self, via: str, *, gated: bool = True) -> Driver:
+        """The driver that starts runs through ``via``: gated at the per-user cap (the
+        write-up's driver, sharing one gate), or ``gated=False``: sends every start and
+        retries a cap refusal with backoff (:data:`OVER_CAP_RETRY`)."""
+        key = via if gated else via + UNGATED
+        if key not in self.drivers:
             url = self.cluster.lb_url if via == "lb" else self.cluster.replica_url(via)
             driver = Driver(
                 client_for(self.cluster, url),
                 self.history,
                 via=via,
-                policy=gated_policy(self.cap),
+                policy=(
+                    gated_policy(self.cap)
+                    if gated
+                    else CapPolicy.send_anyway(self.cap, OVER_CAP_RETRY)
+                ),
                 poll_timeout_s=POLL_TIMEOUT_S,
-                name=f"machine-{via}",
+                name=f"machine-{key}",
             )
-            driver.users = self.users
-            self.drivers[via] = driver
-        return self.drivers[via]
+            if gated:
+                driver.users = self.users
+            self.drivers[key] = driver
+        return self.drivers[key]
 
     def forget_client(self, via: str) -> None:
         """A restarted replica has a new host port: its next driver dials the new one.
         The old client stays open for streams still reading from it; closed at the end."""
-        old = self.drivers.pop(via, None)
-        if old is not None:
-            self.retired.append(old.client)
+        for key in (via, via + UNGATED):
+            old = self.drivers.pop(key, None)
+            if old is not None:
+                self.retired.append(old.client)
 
     def snapshot(self) -> Snapshot:
         return self.run(self.frame.sample(), what="sample the database", timeout=30.0)
 
-    def start(self, via: str, user: int, count: int) -> list[str]:
+    def start(self, via: str, user: int | str, count: int, *, gated: bool = True) -> list[str]:
         """Start ``count`` runs for user ``user``; returns their agent ids at once."""
-        driver = self.driver(via)
+        driver = self.driver(via, gated=gated)
         agents = []
         for _ in range(count):
             n = self.runtime.next_id("machine_run")

@@ -82,6 +82,23 @@ class RunRules(LiveMachineBase):
         self.settle_starts(self.start(actual, user, count))
 
     @precondition(
+        lambda self: not self.over_cap_started and len(self.model.runs) + self.cap + 1 <= MAX_RUNS
+    )
+    @rule(via=st.sampled_from(VIAS))
+    def start_over_the_cap(self, via: str) -> None:
+        """cap + 1 runs of a user of their own, at once and without the client-side gate:
+        the target must refuse the one too many (``per_user_quota_exhausted``, retried with
+        backoff until a slot is free), so the user never holds more than the cap (the
+        per-step quota check and ``no_quota_leaks``'s samples).  Every other start goes
+        through the gate, which never sends a start above the cap, so without this rule a
+        cap check that admits one too many (planted defect 02) is out of reach.  Once per
+        example: the user is the example's own."""
+        actual = via if via == "lb" or via in self.model.up() else "lb"
+        self.over_cap_started = True
+        self.step("start_over_the_cap", via=actual, asked_via=via, count=self.cap + 1)
+        self.settle_starts(self.start(actual, "cap", self.cap + 1, gated=False))
+
+    @precondition(
         lambda self: (
             self.enabled("start_circuit")
             and self.circuit_rules < (1 if self.circuit_budget is None else self.circuit_budget)
