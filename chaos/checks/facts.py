@@ -28,7 +28,7 @@ from chaos.record.handles import FirstHandles
 from chaos.record.history import FaultWindow, Outcome, Record, fault_windows_of
 from chaos.record.jsonl import Head, Part
 from chaos.record.readers import note_key, snapshot_from_record
-from chaos.record.rows import audit_row, run_row, slot_setters
+from chaos.record.rows import audit_row, own_audit_rows, own_run_rows, run_row, slot_setters
 from chaos.record.vocabulary import (
     NOTE_AUDIT,
     NOTE_CIRCUIT_OUTPUTS,
@@ -392,15 +392,25 @@ class FactsFold:
         """One line of a history file: a record (its byte offset is its excerpt handle),
         or a part carrying more rows of the record before it."""
         if isinstance(item, Part):
-            self._split_rows.extend(self._decoded(item.items))
+            rows = self._owned(item.items) if item.typed else self._decoded(item.items)
+            self._split_rows.extend(rows)
             return
         self._close_split()
+        typed = item.rows  # a db snapshot's rows, decoded typed by the parser
         if not item.parts:
-            self.add(item.record, item.offset)
+            if typed is None:
+                self.add(item.record, item.offset)
+                return
+            self._see(item.record, item.offset)
+            runs = tuple(own_run_rows(typed))  # what _dispatch makes of the dicts
+            self._snapshots.append(snapshot_from_record(item.record, runs))
             return
         self._see(item.record, item.offset)
         self._split = item
-        self._split_rows = self._decoded(item.record.data.get("rows", ()))
+        if typed is not None:
+            self._split_rows = own_run_rows(typed)
+        else:
+            self._split_rows = self._decoded(item.record.data.get("rows", ()))
 
     def _see(self, rec: Record, handle: Any) -> None:
         """What every record counts for: the first clocks, and the excerpt of its key."""
@@ -442,6 +452,13 @@ class FactsFold:
             images = self._images
             return [audit_row(r, images) for r in items]
         return list(items)
+
+    def _owned(self, rows: list[Any]) -> list[Any]:
+        """Rows a part line gave decoded typed (the parser decodes them typed only for
+        the two kinds :meth:`_decoded` decodes), made what :meth:`_decoded` makes."""
+        if self._split_kind() == "snapshot":
+            return own_run_rows(rows)
+        return own_audit_rows(rows, self._images)
 
     def _close_split(self) -> None:
         head, rows = self._split, self._split_rows

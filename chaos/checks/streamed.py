@@ -45,7 +45,7 @@ def context_from_path(path: Path, params: CheckParams | None = None) -> CheckCon
     fold = FactsFold()
     broken: Exception | None = None
     with gc_paused(promote=True), path.open("rb") as fp:
-        for item in iter_lines(fp, Header()):
+        for item in iter_lines(fp, Header(), typed_rows=True):
             if broken is not None:
                 continue  # read on: a format error further down is the one to report
             try:

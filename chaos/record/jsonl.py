@@ -24,6 +24,7 @@ from typing import IO, Any, TextIO
 import msgspec
 
 from chaos.record.record import HistoryError, Record, dumps, record_from_raw
+from chaos.record.typed_rows import PartDecoder, decode_snapshot_line, part_decoder
 
 #: Record data fields that may be split, and how many items go on one part line.
 SPLIT_FIELDS: tuple[str, ...] = ("rows",)
@@ -64,22 +65,27 @@ def write_records(fp: TextIO, records: Iterable[Record], part_size: int = PART_S
 # -- reading -----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One part line: ``items`` continue field ``field`` of record ``of``."""
+    """One part line: ``items`` continue field ``field`` of record ``of``.  ``typed``:
+    the items are rows decoded typed (:mod:`chaos.record.typed_rows`), not dicts."""
 
     of: int
     field: str
     items: list[Any]
+    typed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Head:
     """A record line.  ``parts`` names the fields whose items follow on part lines
     (the record's ``data`` lacks them until :func:`assemble` puts them back);
-    ``offset`` is where the line starts in its file (-1 when not read from a file)."""
+    ``offset`` is where the line starts in its file (-1 when not read from a file).
+    ``rows``: a ``db`` snapshot's rows decoded typed (:mod:`chaos.record.typed_rows`),
+    taken out of the record's data; ``None`` when they are in the data as dicts."""
 
     record: Record
     parts: dict[str, int]
     offset: int
+    rows: list[Any] | None = None
 
 
 Item = Head | Part
@@ -136,14 +142,43 @@ class _PartLine(msgspec.Struct, forbid_unknown_fields=True):
 _DECODE_PART = msgspec.json.Decoder(_PartLine).decode
 
 
-def _parse(line: str | bytes, lineno: int, offset: int) -> Item | dict[str, Any]:
+#: How the writer's snapshot line ends (sorted keys: ``type``, then ``wall``'s number),
+#: looked for in the line's last bytes only.
+_SNAPSHOT_END = b',"type":"snapshot","wall":'
+_SNAPSHOT_TAIL = 64
+
+
+def _parse(
+    line: str | bytes,
+    lineno: int,
+    offset: int,
+    rows: PartDecoder | None = None,
+    typed_rows: bool = False,
+) -> Item | dict[str, Any]:
+    """One line read; ``rows``: the typed decoder to try first on a part line;
+    ``typed_rows``: a snapshot line's rows decoded typed when they can be."""
     if type(line) is bytes and line.startswith(b'{"field":'):
+        if rows is not None:
+            try:
+                typed = rows(line)
+                return Part(typed.part_of, typed.field, typed.items, True)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                pass  # not as the writer writes rows: the items as they are, below
         try:
             part = _DECODE_PART(line)
             return Part(part.part_of, part.field, part.items)
         except (msgspec.DecodeError, UnicodeDecodeError):
             pass  # anything else about it (a NaN, another key) the long way reads
     if _plain_record_line(line):
+        # (a cheap hint, in the tail only: it decides nothing, the decoding does)
+        if (
+            typed_rows
+            and type(line) is bytes
+            and line.find(_SNAPSHOT_END, len(line) - _SNAPSHOT_TAIL) >= 0
+        ):
+            typed = decode_snapshot_line(line)
+            if typed is not None:
+                return Head(typed[0], _NO_PARTS, offset, typed[1])
         try:
             return Head(_DECODE_RECORD(line), _NO_PARTS, offset)
         except (msgspec.DecodeError, UnicodeDecodeError):
@@ -180,9 +215,15 @@ class Header:
     present: bool = False
 
 
-def iter_lines(lines: Iterable[str | bytes], header: Header | None = None) -> Iterator[Item]:
+def iter_lines(
+    lines: Iterable[str | bytes], header: Header | None = None, typed_rows: bool = False
+) -> Iterator[Item]:
     """Records and parts in file order, checked: indexes contiguous from 0, every part
     belonging to the record just read and as many parts as it announced.
+
+    ``typed_rows``: a ``db`` snapshot's rows (``Head.rows``), and the part lines of a
+    ``db`` snapshot or an ``audit`` note (``Part.typed``), decoded typed when they can
+    be (see :mod:`chaos.record.typed_rows`).
 
     Given the lines of a file opened in binary, each record's ``offset`` is its byte
     position (an evidence excerpt re-reads a few records later without keeping them).
@@ -196,6 +237,7 @@ def iter_lines(lines: Iterable[str | bytes], header: Header | None = None) -> It
     offset = 0
     first = True
     cut: HistoryError | None = None
+    rows: PartDecoder | None = None  # the typed decoder of the owner's part lines
     for lineno, line in enumerate(lines, start=1):
         start = offset if isinstance(line, bytes) else -1
         offset += len(line)
@@ -204,7 +246,7 @@ def iter_lines(lines: Iterable[str | bytes], header: Header | None = None) -> It
         if cut is not None:
             raise cut  # a line without its newline was not the last one after all
         try:
-            item = _parse(line, lineno, start)
+            item = _parse(line, lineno, start, rows, typed_rows)
         except HistoryError as exc:
             if not (isinstance(line, bytes) and not line.endswith(b"\n")):
                 raise
@@ -233,6 +275,8 @@ def iter_lines(lines: Iterable[str | bytes], header: Header | None = None) -> It
             )
         expected += 1
         owner, owed = item.record.index, dict(item.parts) if item.parts else _NO_PARTS
+        if typed_rows:
+            rows = part_decoder(item.record.type, item.record.op) if owed else None
         yield item
     _no_parts_owed(owed, owner, "end of file")
 
