@@ -367,7 +367,8 @@ async def test_long_pg_cut_is_reaped_and_rejoins(
     The cut owner was alive: its runs streamed ``done`` to their clients during the cut
     while their FinishRun failed (server.go:7490-7492), then the sweeper marked the rows
     failed.  That is the freeze test's live reap (test_scenario_crash.py), and it may
-    break ``one_truth`` for the cut replica's runs only (recorded as a known verdict).
+    break ``one_truth`` for the cut replica's runs only (excused by design and noted in the
+    history, not a finding: the gate does not count it).
     Unlike a thawed freeze, the cut owner cannot give a slot back twice: its handlers'
     releases ran during the cut and failed (user_quota_store.go:113-121), so only the
     sweeper's give-back counts and ``no_quota_leaks`` must pass, as must every other
@@ -432,7 +433,10 @@ async def test_long_pg_cut_is_reaped_and_rejoins(
     excused = [v for v in verdicts if v.invariant in CUT_REAP_INVARIANTS and not v.ok]
     for v in excused:
         assert_only_the_victim(v, victim, victims_users)
-    chaos_verdicts([v for v in verdicts if v not in excused], known=excused)
+    # Excused by design (the contract lets the sweeper reap a live owner), not a finding:
+    # `known=` is for written-up findings, and the gate would count these as new ones.
+    chaos_history.note("excused_by_design", verdicts=[v.to_dict() for v in excused])
+    chaos_verdicts([v for v in verdicts if v not in excused])
 
 
 #: What reaping a live owner cut from Postgres may break (see test_long_pg_cut...): its
