@@ -200,7 +200,28 @@ def pytest_runtest_makereport(
     item.stash.setdefault(REPORT_KEY, {})[report.when] = report
     if report.failed and (item.get_closest_marker("chaos") or _HISTORY_KEY in item.stash):
         report.sections.append(("loomchaos", replay_for(item).line()))
+    if (
+        report.when == "teardown"
+        and item.get_closest_marker("chaos")
+        and _HISTORY_KEY not in item.stash
+        and keeps_evidence(item)
+    ):
+        _leave_replay_header(item)
     return report
+
+
+def _leave_replay_header(item: pytest.Item) -> None:
+    """A failed (or xfailed) chaos test that kept no History still leaves a header-only
+    ``history.jsonl``: what ``loomchaos replay`` reads to run it again (LC-001's
+    reduction is one GET, with nothing to record)."""
+    root = Path(item.config.getoption("--chaos-artifacts"))
+    path = root / item.config.stash[_SESSION_KEY] / _slug(item.nodeid) / "history.jsonl"
+    if path.exists():
+        return
+    replay = replay_for(item)
+    history = History(seed=replay.test_seed, meta={**replay.to_meta(), "build": build_meta()})
+    history.stream_to_path(path)
+    history.close_stream()
 
 
 def _slug(nodeid: str) -> str:

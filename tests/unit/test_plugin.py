@@ -192,3 +192,43 @@ def test_a_known_findings_xfail_keeps_its_history_and_a_pass_does_not(
         in next((pytester.path / "art").rglob("history.jsonl")).read_text()
     )
     assert list((pytester.path / "art").rglob("verdicts.txt"))
+
+
+NO_HISTORY = """
+import pytest
+from chaos.findings import known_finding
+
+@pytest.mark.chaos
+@known_finding("LC-001", raises=AssertionError)
+def test_contract_only():
+    assert False, "the 404 body is not JSON"
+
+@pytest.mark.chaos
+def test_fails_without_history():
+    assert False
+
+@pytest.mark.chaos
+def test_passes_without_history():
+    pass
+"""
+
+
+def test_a_chaos_test_without_a_history_still_leaves_what_replay_reads(
+    pytester: pytest.Pytester,
+) -> None:
+    from chaos.replay import plan_from
+
+    pytester.makepyfile(test_nohist=NO_HISTORY)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--chaos-skip-provision", *QUIET, "--chaos-seed=77",
+        f"--chaos-artifacts={pytester.path / 'art'}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+    folders = sorted(p.parent for p in (pytester.path / "art").rglob("history.jsonl"))
+    assert [f.name for f in folders] == [
+        "test_nohist.py_test_contract_only",
+        "test_nohist.py_test_fails_without_history",
+    ]
+    plan = plan_from(folders[0])
+    assert plan.replay.nodeid == "test_nohist.py::test_contract_only"
+    assert plan.replay.session_seed == 77
