@@ -137,13 +137,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     timeout = _timeout_of(item)
     watch = None
     if timeout is not None:
-        session_id = item.config.stash[_SESSION_KEY]
-        root = Path(item.config.getoption("--chaos-artifacts"))
         watch = HangWatch(
             item.nodeid,
             timeout,
-            root / session_id / _slug(item.nodeid),
-            session_id,
+            artifact_dir(item),
+            item.config.stash[_SESSION_KEY],
             lambda: item.stash.get(_HISTORY_KEY, None),
         ).start()
     try:
@@ -210,16 +208,27 @@ def pytest_runtest_makereport(
     return report
 
 
+def artifact_dir(item: pytest.Item) -> Path:
+    """This test's artifact folder (created lazily by whoever writes into it)."""
+    root = Path(item.config.getoption("--chaos-artifacts"))
+    return root / item.config.stash[_SESSION_KEY] / _slug(item.nodeid)
+
+
+def new_history(item: pytest.Item) -> History:
+    """A History for ``item``: its test seed, and the meta that says how to replay it and
+    against which build, so a saved ``history.jsonl`` carries both."""
+    replay = replay_for(item)
+    return History(seed=replay.test_seed, meta={**replay.to_meta(), "build": build_meta()})
+
+
 def _leave_replay_header(item: pytest.Item) -> None:
     """A failed (or xfailed) chaos test that kept no History still leaves a header-only
     ``history.jsonl``: what ``loomchaos replay`` reads to run it again (LC-001's
     reduction is one GET, with nothing to record)."""
-    root = Path(item.config.getoption("--chaos-artifacts"))
-    path = root / item.config.stash[_SESSION_KEY] / _slug(item.nodeid) / "history.jsonl"
+    path = artifact_dir(item) / "history.jsonl"
     if path.exists():
         return
-    replay = replay_for(item)
-    history = History(seed=replay.test_seed, meta={**replay.to_meta(), "build": build_meta()})
+    history = new_history(item)
     history.stream_to_path(path)
     history.close_stream()
 
@@ -275,8 +284,7 @@ def chaos_prefix(request: pytest.FixtureRequest, chaos_session_id: str) -> str:
 @pytest.fixture
 def chaos_artifacts(request: pytest.FixtureRequest, chaos_session_id: str) -> Path:
     """This test's artifact folder (created lazily by whoever writes into it)."""
-    root = Path(request.config.getoption("--chaos-artifacts"))
-    return root / chaos_session_id / _slug(request.node.nodeid)
+    return artifact_dir(request.node)
 
 
 @pytest.fixture
@@ -288,10 +296,7 @@ def chaos_history(
 ) -> Generator[History, None, None]:
     """The test's History; its fault timeline goes to the JUnit XML, all of it to the
     artifact folder when the test fails."""
-    replay = replay_for(request.node)
-    # The meta says how to replay the test, so a saved history.jsonl carries it too.
-    meta = {**replay.to_meta(), "build": build_meta()}
-    history = History(seed=chaos_seed, meta=meta)
+    history = new_history(request.node)
     request.node.stash[_HISTORY_KEY] = history
     # Streamed as it grows, so a test killed or hung midway still leaves its history;
     # kept only if the test fails (a known finding's xfail included).
