@@ -166,13 +166,14 @@ async def test_live_machine_replays_saved_regressions(
     await asyncio.to_thread(replay_regression, live_setup, regression)
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(active_profile().timeout_s())
 async def test_live_machine_explores(live_setup: LiveSetup, chaos_seed: int) -> None:
     profile = active_profile()
     seed = stream_seed(chaos_seed, HYPOTHESIS)
     print(
         f"live machine: profile {profile.name} ({profile.max_examples} examples, "
-        f"{profile.steps} steps), hypothesis seed {seed} from test seed {int(chaos_seed)}"
+        f"{profile.steps} steps, budget {profile.minutes} min), hypothesis seed {seed} "
+        f"from test seed {int(chaos_seed)}"
     )
     live_setup.stats.began = time.monotonic()  # the cluster start is not exploration
     await asyncio.to_thread(explore, live_setup, profile, seed=seed, regressions_dir=SAVED)

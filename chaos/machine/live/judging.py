@@ -8,6 +8,7 @@ teardown that could not heal, fails the example.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 
 from chaos.checks import ALL_CHECKS
@@ -34,6 +35,12 @@ class JudgedExample(LiveMachineBase):
         replicas back, converge, judge."""
         failures: list[str] = []
         teardown_began = time.monotonic()
+        # Hypothesis calls teardown from a ``finally``: an exception in flight is this
+        # example's failure in a rule or a per-step invariant (not BaseException-only ones:
+        # Hypothesis's own StopTest ends an example that ran out of choices).
+        failed_in_flight = isinstance(sys.exc_info()[1], Exception)
+        if failed_in_flight:
+            self.setup.stats.failed_examples += 1
         try:
             self.release_sweeper_lock_if_held()
             for replica in [r for r in REPLICAS if self.model.status(r) == "killed"]:
@@ -63,7 +70,8 @@ class JudgedExample(LiveMachineBase):
         stats.teardown_s.append(time.monotonic() - teardown_began)
         stats.programs.append(list(self.steps))
         if failures or unexplained:
-            stats.failed_examples += 1
+            if not failed_in_flight:
+                self.setup.stats.failed_examples += 1
             self.save_history()
             lines = failures + [
                 f"[{v.status.value.upper()}] {v.invariant}: {v.summary}" for v in unexplained

@@ -13,6 +13,7 @@ until the target's source shows otherwise), not noise.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hypothesis import settings
 
 from chaos.machine.base import MachineRuntime
 from chaos.machine.live.machine import LiveClusterMachine
-from chaos.machine.live.profiles import LiveProfile
+from chaos.machine.live.profiles import CHUNK_EXAMPLES, LiveProfile, chunk_seed
 from chaos.machine.live.regressions import Regression, save_regression
 from chaos.machine.live.setup import LiveSetup
 from chaos.machine.run import failing_program, replay, run_machine
@@ -41,9 +42,40 @@ def explore(
     machine: type[LiveClusterMachine] = LiveClusterMachine,
 ) -> MachineRuntime:
     """Run ``profile``'s examples (or explicit settings); on failure save the program
-    under ``regressions_dir``, then re-raise."""
+    under ``regressions_dir``, then re-raise.  A profile with a time budget explores in
+    chunks (:data:`~chaos.machine.live.profiles.CHUNK_EXAMPLES` examples, each chunk a
+    Hypothesis run of its own seed) until the budget or ``max_examples`` is spent."""
+    if isinstance(profile, settings):
+        return _explore_once(setup, profile, seed, regressions_dir, machine)
+    if profile.minutes is None:
+        return _explore_once(setup, profile.hypothesis_settings(), seed, regressions_dir, machine)
+    ends = time.monotonic() + 60.0 * profile.minutes
+    asked, chunk = 0, 0
+    runtime = None
+    while asked < profile.max_examples and (runtime is None or time.monotonic() < ends):
+        examples = min(CHUNK_EXAMPLES, profile.max_examples - asked)
+        this_seed = chunk_seed(seed, chunk)
+        setup.stats.chunk_seeds.append(this_seed)
+        try:
+            runtime = _explore_once(
+                setup, profile.hypothesis_settings(examples), this_seed, regressions_dir, machine
+            )
+        except BaseException as exc:
+            exc.add_note(f"chunk {chunk} of the exploration, hypothesis seed {this_seed}")
+            raise
+        asked, chunk = asked + examples, chunk + 1
+    assert runtime is not None
+    return runtime
+
+
+def _explore_once(
+    setup: LiveSetup,
+    run_settings: settings,
+    seed: int,
+    regressions_dir: Path | None,
+    machine: type[LiveClusterMachine],
+) -> MachineRuntime:
     runtime = new_runtime(setup)
-    run_settings = profile if isinstance(profile, settings) else profile.hypothesis_settings()
     try:
         run_machine(lambda: machine(runtime, setup), run_settings, seed=seed)
     except AssertionError as exc:

@@ -67,7 +67,10 @@ class LiveStats:
     #: Of each example: its teardown (reaps, heals, run drain, convergence, checkers).
     teardown_s: list[float] = field(default_factory=list)
     known: dict[str, int] = field(default_factory=dict)
+    #: Examples that ended in a failure: a rule, a per-step invariant or the teardown.
     failed_examples: int = 0
+    #: Each Hypothesis run's seed, when a time budget chunks the exploration.
+    chunk_seeds: list[int] = field(default_factory=list)
     #: Each example's rules in order (faults' inject/heal included), for the report.
     programs: list[list[str]] = field(default_factory=list)
     #: Verdict statuses over every judged example ("pass", "vacuous", "fail").
@@ -101,6 +104,7 @@ class LiveStats:
             "teardown_s": [round(x, 1) for x in self.teardown_s],
             "known_findings": dict(sorted(self.known.items())),
             "failed_examples": self.failed_examples,
+            "chunk_seeds": self.chunk_seeds,
             "verdicts": dict(sorted(self.verdicts.items())),
             "rules": dict(sorted(self.rules.items())),
             "time_s": {
