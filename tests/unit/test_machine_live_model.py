@@ -262,3 +262,31 @@ def test_a_replica_killed_under_the_lock_must_keep_its_row_and_runs() -> None:
     reaped = row("p-a1", "failed", stop="replica_died")
     found = m.problems(Snapshot(0.0, 0.0, runs=(reaped,), replicas=()), now=3.0)
     assert len(found) == 2 and "lock was held" in found[0] and "row was deleted" in found[1]
+
+
+# -- starts settling ---------------------------------------------------------------------------
+def test_a_start_is_unsettled_until_its_row_comes() -> None:
+    m = model()
+    assert m.unsettled(snap(), ["p-a1", "p-a2"], ended=[]) == ["p-a1", "p-a2"]
+    assert m.unsettled(snap(row("p-a1")), ["p-a1", "p-a2"], ended=[]) == ["p-a2"]
+    assert m.unsettled(snap(row("p-a1"), row("p-a2")), ["p-a1", "p-a2"], ended=[]) == []
+
+
+def test_a_start_whose_call_ended_is_settled_without_a_row() -> None:
+    m = model()
+    assert m.unsettled(snap(), ["p-a1", "p-a2"], ended=["p-a2"]) == ["p-a1"]
+
+
+def test_a_user_at_the_cap_settles_the_rest_of_its_starts() -> None:
+    m = model()  # cap 4
+    for n in range(3, 9):
+        m.started(f"p-a{n}", "p-u0", "lb")
+    agents = [f"p-a{n}" for n in range(3, 9)]
+    three = [row(f"p-a{n}") for n in range(3, 6)]
+    # Three live rows: below the cap, the others may still be admitted.
+    assert m.unsettled(snap(*three), agents, ended=[]) == ["p-a6", "p-a7", "p-a8"]
+    # A fourth live row of the same user (any of its runs): at the cap, nothing to wait for.
+    assert m.unsettled(snap(*three, row("p-a1")), agents, ended=[]) == []
+    # A terminal row holds no slot.
+    done = row("p-a1", status="completed")
+    assert m.unsettled(snap(*three, done), agents, ended=[]) == ["p-a6", "p-a7", "p-a8"]

@@ -35,7 +35,7 @@ from chaos.record.vocabulary import FAULT_KILL, Snapshot
 from chaos.scenario.cancels import recorded_cancel
 from chaos.scenario.killed_owner import kill_seen_dead
 from chaos.scenario.run import ScenarioRun
-from chaos.scenario.steps import DEFAULT_AGENT, row_of, running_row
+from chaos.scenario.steps import DEFAULT_AGENT, running_row
 from chaos.sut.base import CancelResult, RunClient, RunRequest
 from chaos.sut.loomcycle.ports import gated_policy, scenario_run
 from chaos.sut.loomcycle.settings import settings_of
@@ -209,11 +209,14 @@ class LiveMachineBase(ChaosMachine):
         return agents
 
     def settle_starts(self, agents: list[str]) -> None:
-        """Wait (bounded) until every new run has a row; a gated or stalled start is noted."""
+        """Wait (bounded) until every new run has a row, unless its start call ended or its
+        user is at the cap (the rest wait for a slot: ``LiveModel.unsettled``); a start
+        still unsettled after the bound (a stalled replica) is noted."""
 
         async def rows() -> bool:
             snap = await self.frame.peek()
-            return all(row_of(snap, a) is not None for a in agents)
+            ended = [a for a in agents if self.pending[a].done()]
+            return not self.model.unsettled(snap, agents, ended)
 
         try:
             self.wait_until(

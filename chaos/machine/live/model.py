@@ -242,6 +242,25 @@ class LiveModel:
             return None
         return list(self.runs.values())[index % len(self.runs)]
 
+    def unsettled(self, snap: Snapshot, agents: Iterable[str], ended: Iterable[str]) -> list[str]:
+        """Of ``agents`` just started, those whose row may still come soon: no row yet, the
+        start call not ended, and their user holding fewer live rows than the cap.  A
+        user at the cap has the rest waiting for a slot (the client-side gate, or the
+        target's refusal retried): their rows come when runs end, not by waiting here."""
+        with_rows = {r.agent_id for r in snap.runs}
+        done = set(ended)
+        live: dict[str, int] = {}
+        for row in snap.runs:
+            if not row.terminal and row.user_id is not None:
+                live[row.user_id] = live.get(row.user_id, 0) + 1
+        return [
+            a
+            for a in agents
+            if a not in with_rows
+            and a not in done
+            and live.get(self.runs[a].user_id, 0) < self.per_user_cap
+        ]
+
     # -- the per-step invariant ---------------------------------------------------------
     def problems(self, snap: Snapshot, now: float) -> list[str]:
         """What ``snap`` (taken at monotonic ``now``) shows that the model rules out."""
