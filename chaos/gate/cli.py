@@ -68,6 +68,12 @@ def add_parser(sub: Any) -> None:
         "--baseline", default=None, type=build_label, help="the build to compare with (same forms)"
     )
     p.add_argument("--reps", type=positive_int, default=3, help="repetitions per build (default 3)")
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="sessions side by side (default 1; the reap waits leave the CPU idle)",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the first repetition")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
@@ -220,6 +226,7 @@ def _gate(args: argparse.Namespace) -> int:
                 lock=(lambda: file_lock(lock_path)) if lock_path else contextlib.nullcontext,
                 progress=note,
                 after_run=deployed.redact_folder,
+                jobs=args.jobs,
             )
             if len(builds) > 1 and builds[1].label == builds[0].label:
                 # A build against itself (the gate's own noise check): keep the runs apart.

@@ -6,6 +6,13 @@ Repetition ``i`` runs the candidate and then the baseline with seed ``i``
 builds instead of charging them to one.  A build whose run has no test that
 passed is started on its own (:mod:`chaos.mutants.probe`): one that never
 gets healthy is an environment failure, not a finding.
+
+``jobs`` > 1 runs that many sessions side by side (each its own clusters,
+sweeps and artifacts: nothing is shared but the engine), in the same order.
+Most of a scenario's wall time is the target's own clock (a reap waits out the
+stale threshold and a sweep) with the CPU idle, so sessions overlap well; the
+Docker lock is then taken once around all of them (an flock held by one thread
+would block the others).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +58,8 @@ class Repetitions:
     progress: Callable[[str], None] = print
     #: Called with each run's folder once it is written (the gate redacts secrets there).
     after_run: Callable[[Path], object] = lambda folder: None
+    #: Sessions run side by side.
+    jobs: int = 1
     runs: dict[str, list[ScenarioRun]] = field(default_factory=dict)
 
     def _key(self, build: Build, seed: int) -> str:
@@ -80,13 +90,14 @@ class Repetitions:
         if start.start is not Start.HEALTHY:
             raise SetupError(f"{build.label} never got healthy: {start.detail}")
 
-    def one(self, build: Build, rep: int, seed: int) -> ScenarioRun:
+    def one(self, build: Build, rep: int, seed: int, *, locked: bool = False) -> ScenarioRun:
+        """One session of ``build`` (``locked``: the caller holds the Docker lock)."""
         run = self._reused(build, rep, seed)
         if run is not None:
             self.progress(f"{build.label} rep {rep}: reused ({len(run.tests)} tests)")
             return run
         folder = self._folder(build, rep)
-        with self.lock():
+        with contextlib.nullcontext() if locked else self.lock():
             self.progress(f"{build.label} rep {rep}: scenarios (seed {seed})")
             run = self.runner.run(build.image, seed, folder)
             self._healthy_or_raise(build, run, folder)
@@ -99,8 +110,27 @@ class Repetitions:
 
     def run(self, builds: Sequence[Build]) -> dict[str, list[ScenarioRun]]:
         """Every build's runs by label, in seed order."""
+        order = [
+            (build, rep, seed) for rep, seed in enumerate(self.seeds, start=1) for build in builds
+        ]
+        if self.jobs <= 1:
+            done = [self.one(build, rep, seed) for build, rep, seed in order]
+        else:
+            with self.lock():
+                done = self._side_by_side(order)
         self.runs = {b.label: [] for b in builds}
-        for rep, seed in enumerate(self.seeds, start=1):
-            for build in builds:
-                self.runs[build.label].append(self.one(build, rep, seed))
+        for (build, _, _), run in zip(order, done, strict=True):
+            self.runs[build.label].append(run)
         return self.runs
+
+    def _side_by_side(self, order: Sequence[tuple[Build, int, int]]) -> list[ScenarioRun]:
+        """``order``'s sessions, ``jobs`` at a time; the first error stops starting more
+        (sessions already running finish: their subprocess cleans up after itself)."""
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="gate-run") as pool:
+            futures = [pool.submit(self.one, b, rep, seed, locked=True) for b, rep, seed in order]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise

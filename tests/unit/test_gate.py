@@ -6,8 +6,11 @@ start prober are fakes.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +265,58 @@ def test_repetitions_interleave_the_builds_with_the_same_seeds(tmp_path: Path) -
     runs = reps.run([CAND, BASE])
     assert runner.calls == [("img:2", 7), ("img:1", 7), ("img:2", 8), ("img:1", 8)]
     assert [len(r) for r in runs.values()] == [2, 2]
+
+
+class OverlapRunner:
+    """Each run waits until ``width`` runs are in flight at once (or times out): proves
+    the sessions really overlap; returns a run named by its seed."""
+
+    def __init__(self, width: int) -> None:
+        self.barrier = threading.Barrier(width, timeout=10.0)
+        self.calls: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def run(self, image: str, seed: int, out_dir: Path, stop_early: bool = False) -> ScenarioRun:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            self.calls.append((image, seed))
+        self.barrier.wait()
+        return ScenarioRun({f"t{seed}": TestObs("passed")}, 0, float(seed))
+
+
+def test_jobs_run_sessions_side_by_side_and_keep_the_order(tmp_path: Path) -> None:
+    held: list[str] = []
+
+    @contextlib.contextmanager
+    def lock() -> Iterator[None]:
+        held.append("take")
+        yield
+        held.append("give")
+
+    runner = OverlapRunner(width=2)
+    reps = Repetitions(
+        runner, FakeProber(Start.HEALTHY), [7, 8], tmp_path, "ctx", lock=lock, progress=str, jobs=2
+    )
+    runs = reps.run([CAND, BASE])
+    # Two at a time (the barrier of two would time out otherwise), seeds kept per build.
+    assert sorted(runner.calls) == sorted([("img:2", 7), ("img:1", 7), ("img:2", 8), ("img:1", 8)])
+    assert [r.seconds for r in runs["v2"]] == [7.0, 8.0]
+    assert [r.seconds for r in runs["v1"]] == [7.0, 8.0]
+    assert held == ["take", "give"]  # the Docker lock once around all of them
+
+
+def test_an_environment_failure_side_by_side_stops_the_gate(tmp_path: Path) -> None:
+    empty = ScenarioRun({}, 4, 1.0)
+    reps = Repetitions(
+        FakeRunner([empty, GREEN, GREEN, GREEN]),
+        FakeProber(Start.HEALTHY),
+        [7, 8],
+        tmp_path,
+        "c",
+        jobs=2,
+    )
+    with pytest.raises(SetupError, match="pytest wrote no results"):
+        reps.run([CAND, BASE])
 
 
 def test_a_saved_run_is_reused_only_for_the_same_image_seed_and_context(tmp_path: Path) -> None:
