@@ -31,6 +31,7 @@ import pytest
 from chaos.labels import new_session_id, test_prefix
 from chaos.record.history import History
 from chaos.replay import build_meta
+from chaos.report.clocksteps import ClockStepPlugin
 from chaos.report.hang import HangWatch
 from chaos.report.outcome import REPORT_KEY, keeps_evidence
 from chaos.seeds import FAULTS, HYPOTHESIS, Replay, TestSeed, stream, stream_seed
@@ -46,6 +47,8 @@ from chaos.verdict import (
 DEFAULT_CHAOS_TIMEOUT_S = 600
 DEFAULT_SESSION_DEADLINE_S = 50 * 60
 
+#: The host clock step watch (chaos.report.clocksteps), one per session.
+CLOCK_PLUGIN = "loomchaos-clock-steps"
 _SEED_KEY = pytest.StashKey[int]()
 _SESSION_KEY = pytest.StashKey[str]()
 _START_KEY = pytest.StashKey[float]()
@@ -121,6 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.hypothesis_seed = stream_seed(seed, HYPOTHESIS)
     os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+    if not config.pluginmanager.has_plugin(CLOCK_PLUGIN):
+        config.pluginmanager.register(ClockStepPlugin(), CLOCK_PLUGIN)
 
 
 def _timeout_of(item: pytest.Item) -> float | None:
