@@ -6,7 +6,12 @@ Known races (``already_terminal``, ``owner_dead``, ``running_elsewhere``,
 unreachable owner was really unhealthy); ``unknown``, a missing or foreign
 class, or a class that contradicts the body's ``cancelled`` flag fails.
 Cancels with no response (``info``) or an HTTP error (``fail``) are counted;
-an HTTP error classified ``unknown`` fails.
+an HTTP error classified ``unknown`` fails.  ``not_found`` (404 ``unknown_agent_id``,
+which the contract documents for an unknown id) is understood only while the agent had
+no run: it fails when a snapshot or the audit log shows a run of that agent before the
+cancel was sent (less ``clock_slack_s``), since then the target lost track of a run it
+had.  A cancel of a run whose start still waited for a slot meets it (the live state
+machine's deep profile did, 2026-12-02).
 """
 
 from __future__ import annotations
@@ -28,12 +33,24 @@ _IMPLIED_FLAG: dict[str, bool | None] = {
     "owner_unreachable": False,
     "owner_dead": None,
     "running_elsewhere": False,
+    "not_found": None,
     "unknown": None,
 }
 
 
-def _problem(call: CancelCall) -> str | None:
+def _problem(call: CancelCall, existed_at: float | None, slack_s: float) -> str | None:
+    """What is wrong with ``call``; ``existed_at``: when a run of its agent is first
+    known to exist (monotonic), for a ``not_found``."""
     cls = call.classification
+    if cls == "not_found":
+        if call.outcome == "ok":
+            return "classified not_found with a 200 answer"
+        if existed_at is not None and existed_at < call.start - slack_s:
+            return (
+                f"404 unknown_agent_id, but a run of it existed {call.start - existed_at:.1f}s "
+                "before the cancel was sent"
+            )
+        return None
     if call.outcome != "ok":
         return "an HTTP error classified unknown" if cls == "unknown" else None
     if cls is None:
@@ -48,17 +65,38 @@ def _problem(call: CancelCall) -> str | None:
     return None
 
 
+def first_seen(ctx: CheckContext, agents: set[str]) -> dict[str, float]:
+    """Of ``agents``, when a run of each is first known to exist (monotonic): its row's
+    audit insert (the database clock, mapped) or the first snapshot that shows it."""
+    seen: dict[str, float] = {}
+    if not agents:
+        return seen
+    for snap in ctx.snapshots:
+        for row in snap.runs:
+            if row.agent_id in agents and row.agent_id not in seen:
+                seen[row.agent_id] = snap.mono
+    for audit in ctx.audit:
+        if audit.table != "runs" or audit.action != "insert" or not audit.new:
+            continue
+        agent = audit.new.get("agent_id")
+        if isinstance(agent, str) and agent in agents:
+            at = ctx.to_mono(audit.at)
+            seen[agent] = min(at, seen.get(agent, at))
+    return seen
+
+
 def check(ctx: CheckContext) -> Verdict:
     if not ctx.cancels:
         return Verdict.vacuous(INVARIANT, "no cancel was sent")
     classes: Counter[str] = Counter()
     bad: list[dict[str, Any]] = []
+    existed = first_seen(ctx, {c.agent_id for c in ctx.cancels if c.classification == "not_found"})
     for call in ctx.cancels:
         if call.outcome == "ok":
             classes[call.classification or "(none)"] += 1
         else:
             classes[f"({call.outcome or 'no completion'})"] += 1
-        why = _problem(call)
+        why = _problem(call, existed.get(call.agent_id), ctx.params.clock_slack_s)
         if why is not None:
             bad.append(
                 {

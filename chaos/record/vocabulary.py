@@ -83,6 +83,7 @@ CancelClass = Literal[
     "owner_unreachable",  # cancelled:false, reason owner_replica_unreachable
     "owner_dead",  # cancelled:true/false, reason owner_dead_marked_failed
     "running_elsewhere",  # cancelled:false, status running on an owner that no longer holds it
+    "not_found",  # 404 unknown_agent_id: no run of that agent (yet); judged against the rows
     "unknown",  # anything else: always a failure
 ]
 CANCEL_CLASSES: frozenset[str] = frozenset(
@@ -92,6 +93,7 @@ CANCEL_CLASSES: frozenset[str] = frozenset(
         "owner_unreachable",
         "owner_dead",
         "running_elsewhere",
+        "not_found",
         "unknown",
     }
 )

@@ -253,3 +253,56 @@ def test_unknown_or_inconsistent_classification_fails(
 
 def test_cancel_classification_vacuous_without_cancels() -> None:
     assert cancel_classification.check(HistoryBench().context()).status is Status.VACUOUS
+
+
+# -- cancel_classification: 404 unknown_agent_id --------------------------------------------
+def _not_found(sent_at: float) -> HistoryBench:
+    """A cancel of t1-a sent at ``sent_at`` answered 404 unknown_agent_id (a fail record)."""
+    s = HistoryBench()
+    s.cancel(
+        "t1-a",
+        start=sent_at,
+        end=sent_at + 0.01,
+        classification="not_found",
+        cancelled=None,
+        outcome="fail",
+    )
+    return s
+
+
+def test_not_found_before_the_run_exists_is_understood() -> None:
+    s = _not_found(sent_at=10.0)
+    # The run is admitted later (its start was waiting for a slot): rows from 20 s on.
+    s.snapshot(20.0, [s.row("t1-a", "r_1", status="running", started=19.0)])
+    s.audit([AuditRow(1, "runs", "insert", "r_1", None, {"agent_id": "t1-a"}, s.wall(19.0))])
+    v = cancel_classification.check(s.context())
+    assert v.status is Status.PASS and v.evidence["classes"] == {"(fail)": 1}
+
+
+def test_not_found_for_a_run_a_snapshot_showed_before_fails() -> None:
+    s = HistoryBench()
+    s.snapshot(5.0, [s.row("t1-a", "r_1", status="running", started=4.0)])
+    s.cancel(
+        "t1-a", start=10.0, end=10.01, classification="not_found", cancelled=None, outcome="fail"
+    )
+    v = cancel_classification.check(s.context())
+    assert v.status is Status.FAIL
+    assert "existed 5.0s before the cancel" in v.evidence["offenders"][0]["why"]
+
+
+def test_not_found_for_a_run_the_audit_log_inserted_before_fails() -> None:
+    s = _not_found(sent_at=10.0)
+    s.audit([AuditRow(1, "runs", "insert", "r_1", None, {"agent_id": "t1-a"}, s.wall(7.0))])
+    v = cancel_classification.check(s.context())
+    assert v.status is Status.FAIL and "existed 3.0s" in v.evidence["offenders"][0]["why"]
+    # Within the clock slack (1 s) of the cancel: the lookup may have come first.
+    s = _not_found(sent_at=10.0)
+    s.audit([AuditRow(1, "runs", "insert", "r_1", None, {"agent_id": "t1-a"}, s.wall(9.5))])
+    assert cancel_classification.check(s.context()).status is Status.PASS
+
+
+def test_not_found_with_a_200_answer_fails() -> None:
+    s = HistoryBench()
+    s.cancel("t1-a", start=0.0, end=0.1, classification="not_found", cancelled=False)
+    v = cancel_classification.check(s.context())
+    assert v.status is Status.FAIL and "200 answer" in v.evidence["offenders"][0]["why"]

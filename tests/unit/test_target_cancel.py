@@ -136,7 +136,16 @@ CASES: list[tuple[str, int, dict[str, Any], str | None, str]] = [
     ("not cancelled, odd status", 200, {"cancelled": False, "status": "queued"}, "r", "unknown"),
     ("cancelled missing", 200, {"agent_id": "a"}, "r", "unknown"),
     ("cancelled not a bool", 200, {"cancelled": "true"}, "r", "unknown"),
-    ("404 unknown id", 404, {"code": "unknown_agent_id"}, "r", "unknown"),
+    ("404 unknown id", 404, {"code": "unknown_agent_id"}, "r", "not_found"),
+    (
+        "404 unknown id, v1.59.0's body (not JSON)",
+        404,
+        {"raw": '{"code":"unknown_agent_id","error":"no run found for agent_id "a1""}'},
+        "r",
+        "not_found",
+    ),
+    ("404 of another kind", 404, {"code": "no_route"}, "r", "unknown"),
+    ("404 without a body", 404, {"raw": "not found"}, "r", "unknown"),
     ("500", 500, {"raw": "boom"}, "r", "unknown"),
 ]
 

@@ -181,13 +181,13 @@ async def test_cancel_posts_the_reason_and_classifies_the_answer() -> None:
     assert [json.loads(b) for b in bodies] == [{"reason": "why"}, {}]
 
 
-async def test_cancel_of_an_unknown_id_is_unknown_not_an_exception() -> None:
+async def test_cancel_of_an_unknown_id_is_not_found_not_an_exception() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(404, json={"code": "unknown_agent_id"})
 
     async with make_client(handler) as client:
         result = await client.cancel("nope", "r")
-    assert (result.http_status, result.classification) == (404, "unknown")
+    assert (result.http_status, result.classification) == (404, "not_found")
 
 
 async def test_health_reads_the_cluster_view() -> None:

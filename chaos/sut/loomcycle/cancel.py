@@ -21,6 +21,8 @@ from chaos.record.vocabulary import TERMINAL, CancelClass
 REASON_OWNER_UNREACHABLE = "owner_replica_unreachable"
 #: The owner was judged dead (heartbeat older than 90 s); the run was marked failed.
 REASON_OWNER_DEAD = "owner_dead_marked_failed"
+#: The 404 code of an agent id with no run (also ``contract.UNKNOWN_AGENT_CODE``).
+UNKNOWN_AGENT_CODE = "unknown_agent_id"
 #: What the run's stop_reason says when the caller gave no reason.
 DEFAULT_CANCEL_REASON = "cancelled by api"
 
@@ -33,6 +35,14 @@ def _acknowledges(reason: object, caller_reason: str | None) -> bool:
     return reason in (None, "", DEFAULT_CANCEL_REASON)
 
 
+def _unknown_agent(body: Mapping[str, Any]) -> bool:
+    """The 404 body names ``unknown_agent_id`` (v1.59.0 prints it with Go's ``%q`` inside a
+    JSON string, so it usually reaches us undecoded, as ``raw`` text)."""
+    return body.get("code") == UNKNOWN_AGENT_CODE or (
+        f'"code":"{UNKNOWN_AGENT_CODE}"' in str(body.get("raw", ""))
+    )
+
+
 def classify_cancel(
     http_status: int, body: Mapping[str, Any], caller_reason: str | None
 ) -> CancelClass:
@@ -41,6 +51,10 @@ def classify_cancel(
     ``body`` is the decoded JSON object (empty when the body was not JSON);
     ``caller_reason`` is the reason the suite sent, or ``None``.
     """
+    if http_status == 404 and _unknown_agent(body):
+        # CONTRACT.md: 404 for an unknown id.  A run not admitted yet (its start still
+        # waiting for a slot) has no row: the checker judges it against the rows.
+        return "not_found"
     if http_status != 200:
         return "unknown"
     cancelled = body.get("cancelled")
