@@ -10,6 +10,7 @@ import re
 import socket
 
 from chaos.cluster.docker_ops import ContainerPlan
+from chaos.cluster.faketime import FAKETIME_ENV
 from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.nginx import render_nginx_conf
 from chaos.cluster.readiness import PgCredentials
@@ -80,6 +81,7 @@ def postgres_plan(
             "POSTGRES_USER": creds.user,
             "POSTGRES_PASSWORD": creds.password,
             "POSTGRES_DB": creds.database,
+            **(FAKETIME_ENV if spec.pg_fake_clock else {}),
         },
         ports=(POSTGRES_PORT,),
         aliases=("postgres",),

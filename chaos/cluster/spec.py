@@ -60,6 +60,9 @@ class ClusterSpec:
     # Free-form extras, as sorted tuples so the spec stays hashable.
     replica_env: tuple[tuple[str, str], ...] = ()
     pg_settings: tuple[tuple[str, str], ...] = ()
+    #: Postgres under libfaketime, its wall clock offset by a file (chaos.faults.clock);
+    #: needs the local Postgres image (the public one has no libfaketime).
+    pg_fake_clock: bool = False
     destructive: bool = False
     extra: tuple[tuple[str, str], ...] = field(default=())
 

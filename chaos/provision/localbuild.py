@@ -37,7 +37,15 @@ LABEL_INPUTS = "io.loomchaos.inputs"
 ROLE_IMAGE_CACHE = "image-cache"
 BASE_SUITE = "bookworm"
 BASE_VARIANT = "minbase"
-BASE_PACKAGES = ("postgresql-15", "nginx-light", "procps", "iproute2", "ca-certificates")
+# libfaketime: Postgres's wall clock set apart from the replicas' (chaos.faults.clock).
+BASE_PACKAGES = (
+    "postgresql-15",
+    "nginx-light",
+    "procps",
+    "iproute2",
+    "ca-certificates",
+    "libfaketime",
+)
 #: Bump when the way the base is made changes without the package list changing.
 BASE_RECIPE_VERSION = 1
 # Packaged with chaos (fixtures/images is a link here), so a pip-installed loomchaos can build too.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 
 import pytest
 
 from chaos.cluster.docker_ops import tar_files
+from chaos.cluster.faketime import FAKETIME_ENV
 from chaos.cluster.launch import ReplicaLaunch
 from chaos.cluster.plans import (
     nginx_plan,
@@ -162,3 +164,13 @@ def test_replica_hostname_given_is_used() -> None:
     assert plan.hostname == "r9-host"
     assert plan.hostname not in {"r2", "r9", "r2-host"}
     assert plan.aliases == ("r2",) and plan.ip == topo.node("r2").ip  # the node stays the node
+
+
+def test_only_a_fake_clock_spec_puts_postgres_under_libfaketime() -> None:
+    topo = _topology(1)
+    spec = ClusterSpec(replicas=1)
+    plain = postgres_plan(topo, spec, IMAGES, CREDS, "s")
+    faked = postgres_plan(topo, dataclasses.replace(spec, pg_fake_clock=True), IMAGES, CREDS, "s")
+    assert not any(k.startswith(("LOOMCHAOS_FAKETIME", "FAKETIME")) for k in plain.env)
+    assert {k: faked.env[k] for k in FAKETIME_ENV} == FAKETIME_ENV
+    assert faked.env["FAKETIME_DONT_FAKE_MONOTONIC"] == "1"
