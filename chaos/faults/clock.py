@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from chaos.cluster.faketime import FAKETIME_FILE
+from chaos.cluster.faketime import FAKETIME_FILE, FAKETIME_LIB
 from chaos.faults.base import Fault
 
 #: The effect is proven when Postgres's clock is within this of the asked offset, the
@@ -97,6 +97,14 @@ class PgClockSkew(Fault):
         return self._seen
 
     async def inject(self) -> None:
+        probe = ["sh", "-c", f"test -e {FAKETIME_LIB} && test -e {FAKETIME_FILE}"]
+        result = await asyncio.to_thread(self.container.exec_run, probe, user="root")
+        if result.exit_code != 0:
+            raise RuntimeError(
+                f"this Postgres has no libfaketime ({FAKETIME_LIB}) or no offset file "
+                f"({FAKETIME_FILE}): a clock skew needs a pg_fake_clock cluster on the local "
+                "images (--chaos-image-source local)"
+            )
         await self._write(offset_spec(self.seconds))
 
     async def heal(self) -> None:

@@ -21,12 +21,15 @@ class Result:
 class FakePostgres:
     """A container whose offset file is a string, and whose clock follows it."""
 
-    def __init__(self, exit_code: int = 0) -> None:
+    def __init__(self, exit_code: int = 0, has_libfaketime: bool = True) -> None:
+        self.has_libfaketime = has_libfaketime
         self.file = "+0"
         self.exit_code = exit_code
         self.commands: list[Any] = []
 
     def exec_run(self, command: list[str], user: str = "") -> Result:
+        if command[-1].startswith("test -e"):
+            return Result(0 if self.has_libfaketime else 1)
         self.commands.append((command, user))
         if self.exit_code == 0:
             self.file = command[-1].split("'")[3]
@@ -78,3 +81,11 @@ def test_a_refused_write_is_an_error_and_zero_is_refused() -> None:
         asyncio.run(fault.inject())
     with pytest.raises(ValueError, match="proves nothing"):
         PgClockSkew(FakePostgres(), "dsn", 0.0)
+
+
+def test_a_postgres_without_libfaketime_is_a_clear_error() -> None:
+    pg = FakePostgres(has_libfaketime=False)
+    fault = PgClockSkew(pg, "dsn", -45.0, read_offset=pg.offset)
+    with pytest.raises(RuntimeError, match=r"no libfaketime .* local images"):
+        asyncio.run(fault.inject())
+    assert pg.commands == [] and pg.file == "+0"
