@@ -7,6 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from inner_run import run_inner
 
 from chaos.hostclock import ClockStep, ClockWatch, HostClockStepped, steps_in
 
@@ -79,15 +80,7 @@ def test_a_failure_with_a_step_runs_once_more_and_others_do_not(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_inner=INNER)
-    result = pytester.runpytest(
-        "-p",
-        "no:cacheprovider",
-        "--chaos-skip-provision",
-        "-o",
-        "asyncio_default_fixture_loop_scope=function",
-        "--junitxml=out.xml",
-        f"--chaos-artifacts={pytester.path / 'art'}",
-    )
+    result = run_inner(pytester, "--junitxml=out.xml")
     # Stepped once: failed, rerun, passed.  No step: failed at once.  Stepped each time:
     # failed after its one rerun, the original failure chained.  The xfail: untouched.
     result.assert_outcomes(passed=1, failed=2, xfailed=1)

@@ -96,12 +96,23 @@ def explore_toy(
     return setup, machine, clock
 
 
+def budgeted(
+    max_examples: int, minutes: float, *, steps: int = 2, shrink: bool = False
+) -> LiveProfile:
+    return LiveProfile(
+        "t",
+        max_examples=max_examples,
+        steps=steps,
+        shrink=shrink,
+        max_regressions=0,
+        minutes=minutes,
+    )
+
+
 def test_a_budget_starts_no_chunk_once_spent(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    profile = LiveProfile("t", max_examples=200, steps=2, shrink=False, max_regressions=0)
-    profile = LiveProfile(**{**profile.__dict__, "minutes": 25.0})
-    setup, machine, _ = explore_toy(monkeypatch, profile, 1_000, tmp_path)
+    setup, machine, _ = explore_toy(monkeypatch, budgeted(200, 25.0), 1_000, tmp_path)
     # A chunk of 10 one-minute examples; 25 minutes: chunks start at 0, 10, 20 minutes.
     assert len(setup.stats.chunk_seeds) == 3
     assert setup.stats.chunk_seeds[0] == 7 and len(set(setup.stats.chunk_seeds)) == 3
@@ -111,17 +122,14 @@ def test_a_budget_starts_no_chunk_once_spent(
 def test_max_examples_still_bounds_a_budgeted_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    profile = LiveProfile("t", max_examples=15, steps=2, shrink=False, max_regressions=0)
-    profile = LiveProfile(**{**profile.__dict__, "minutes": 600.0})
-    setup, machine, _ = explore_toy(monkeypatch, profile, 1_000, tmp_path)
+    setup, machine, _ = explore_toy(monkeypatch, budgeted(15, 600.0), 1_000, tmp_path)
     assert len(setup.stats.chunk_seeds) == 2 and len(machine.examples) == 15
 
 
 def test_a_failure_in_a_chunk_is_shrunk_saved_and_named(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    profile = LiveProfile("t", max_examples=200, steps=3, shrink=True, max_regressions=0)
-    profile = LiveProfile(**{**profile.__dict__, "minutes": 1.0})
+    profile = budgeted(200, 1.0, steps=3, shrink=True)
     with pytest.raises(AssertionError, match="poked") as caught:
         explore_toy(monkeypatch, profile, 50, tmp_path)
     assert "state.poke(value=51)" in failing_program(caught.value)

@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from inner_run import run_inner
 
 from chaos.seeds import derive_test_seed
 
@@ -34,17 +35,8 @@ def test_failure_names_invariant_seed_and_writes_history_and_junit(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_scenario=SCENARIO)
-    result = pytester.runpytest(
-        "-p",
-        "no:cacheprovider",
-        "--chaos-skip-provision",
-        "-o",
-        "asyncio_default_fixture_loop_scope=function",
-        "--chaos-seed=1234",
-        "--junitxml=out.xml",
-        f"--chaos-artifacts={pytester.path / 'art'}",
-        "-o",
-        "junit_family=xunit1",
+    result = run_inner(
+        pytester, "--chaos-seed=1234", "--junitxml=out.xml", "-o", "junit_family=xunit1"
     )
     result.assert_outcomes(passed=1, failed=1)
     test_seed = derive_test_seed(1234, "test_scenario.py::test_violates")
