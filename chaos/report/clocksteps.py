@@ -38,7 +38,13 @@ class ClockStepPlugin:
         return self.watch
 
     @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        # A checkout whose environment predates the dependency (or ``-p no:rerunfailures``)
+        # still runs: the step is reported, the test just is not run again.
+        if not config.pluginmanager.hasplugin("rerunfailures"):
+            return
         for item in items:
             if _judged(item) and not item.get_closest_marker("flaky"):
                 item.add_marker(pytest.mark.flaky(reruns=RERUNS, only_rerun=[HostClockStepped]))

@@ -99,3 +99,13 @@ def test_a_failure_with_a_step_runs_once_more_and_others_do_not(
     }
     steps = json.loads(props[("test_stepped_once", "host_clock_steps")])
     assert steps[0]["seconds"] == 31.0
+
+
+def test_without_rerunfailures_a_stepped_failure_is_reported_and_not_rerun(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_inner=INNER)
+    result = run_inner(pytester, "-p", "no:rerunfailures", "-o", "strict_markers=true")
+    result.assert_outcomes(passed=0, failed=3, xfailed=1)
+    assert "rerun" not in result.parseoutcomes()
+    assert "HostClockStepped" in result.stdout.str()
